@@ -1,0 +1,38 @@
+# The two commands of the README: `make run` (set up, then start the bot or a terminal
+# chat) and `make test`. Everything else here serves those two.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test setup model index bench clean
+
+run: index
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(BIN)/qabot run; else \
+	  echo "TELEGRAM_BOT_TOKEN is not set: starting the terminal chat instead."; $(BIN)/qabot chat; fi
+
+test: setup
+	$(BIN)/python -m pytest
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: 2.13.0 is the CPU build available offline here;
+# anything else pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+model: setup
+	$(BIN)/qabot model prepare
+
+index: model
+	$(BIN)/qabot index build --if-missing
+
+bench: setup
+	$(BIN)/python bench/xquad.py
+
+clean:
+	rm -rf $(VENV) data

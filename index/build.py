@@ -1,0 +1,89 @@
+"""Building an index: corpus folder -> passages -> vectors -> a new stored generation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from corpus import load_corpus
+from corpus.records import Passage
+from index.embed import Embedder, Progress
+from index.store import build_lock, index_size_bytes, write_index
+from qabot.errors import QabotError
+from qabot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CORPUS_SUFFIXES = (".md", ".txt", ".html", ".htm")
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did, for the CLI summary and the bot's progress message."""
+
+    documents: int
+    passages: int
+    seconds: float
+    index_bytes: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def build_index(
+    settings: Settings, progress: Progress | None = None, embedder: Embedder | None = None
+) -> BuildReport:
+    """Embed the corpus and atomically replace the index; the old one stays on any failure.
+
+    Pass an already loaded ``embedder`` (the bot does) to avoid loading the model twice.
+    """
+    started = time.perf_counter()
+    corpus = load_corpus(settings.corpus_dir)
+    if not corpus.passages:
+        raise QabotError(
+            f"No passages found in {settings.corpus_dir}: add .md, .txt or .html articles "
+            "there (or point QABOT_CORPUS_DIR at them). The existing index was left unchanged."
+        )
+    embedder = embedder or Embedder.load(settings)
+    with build_lock(settings.index_dir):
+        vectors = embedder.embed_passages([embedding_text(p) for p in corpus.passages], progress=progress)
+        manifest = {
+            "model": {
+                "id": embedder.model_id,
+                "fingerprint": embedder.fingerprint,
+                "dimension": embedder.dimension,
+                "probe": [round(float(x), 6) for x in embedder.probe],
+            },
+            "corpus": {
+                "folder": str(settings.corpus_dir),
+                "fingerprint": corpus_fingerprint(settings.corpus_dir),
+                "documents": len(corpus.documents),
+            },
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 2),
+        }
+        folder = write_index(
+            settings.index_dir, vectors, corpus.passages, corpus.documents, manifest
+        )
+    return BuildReport(
+        documents=len(corpus.documents),
+        passages=len(corpus.passages),
+        seconds=time.perf_counter() - started,
+        index_bytes=index_size_bytes(folder),
+        warnings=list(corpus.warnings),
+    )
+
+
+def embedding_text(passage: Passage) -> str:
+    """The text a passage is embedded as: its heading/caption context, then its own text."""
+    return f"{passage.context}\n{passage.text}" if passage.context else passage.text
+
+
+def corpus_fingerprint(folder: Path) -> str:
+    """A hash of every article file's name and bytes: tells whether the corpus changed."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in CORPUS_SUFFIXES):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

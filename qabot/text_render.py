@@ -1,0 +1,76 @@
+"""Answers rendered for the terminal (``qabot ask``/``chat``) and as JSON (``ask --json``)."""
+
+from __future__ import annotations
+
+from corpus.records import Document
+from index.search import Answer, Hit
+
+BOLD, RESET = "\033[1m", "\033[0m"
+
+
+def answer_json(answer: Answer) -> dict:
+    """The ``ask --json`` object. A decline lists no passages: weak matches are not answers."""
+    hits = answer.hits if answer.answered else []
+    return {
+        "question": answer.question,
+        "answered": answer.answered,
+        "passages": [_hit_json(hit) for hit in hits],
+    }
+
+
+def answer_text(answer: Answer, *, color: bool = False) -> str:
+    """A readable answer: each passage, the best sentence marked, and its citation."""
+    if not answer.answered:
+        return (
+            "No good match in the articles for this question. "
+            "Try other words, or see `qabot sources` for what the articles cover."
+        )
+    blocks = []
+    for rank, hit in enumerate(answer.hits, 1):
+        blocks.append(
+            f"[{rank}] {citation(hit.document, hit.passage.paragraph)}  "
+            f"(score {hit.score:.3f})\n    {_marked(hit, color)}"
+        )
+    return "\n\n".join(blocks)
+
+
+def citation(document: Document, paragraph: int) -> str:
+    """Title — publisher, date, ¶ n, URL: enough for a person to find the passage."""
+    details = ", ".join(p for p in (document.publisher, document.date, f"¶ {paragraph}") if p)
+    text = f"{document.title or document.doc_id} — {details}"
+    return f"{text} <{document.url}>" if document.url else text
+
+
+def sources_text(documents: list[Document]) -> str:
+    lines = [f"{len(documents)} articles indexed:"]
+    for doc in documents:
+        details = ", ".join(p for p in (doc.publisher, doc.date, doc.language) if p)
+        lines.append(f"- {doc.title or doc.doc_id}" + (f" ({details})" if details else ""))
+        if doc.url:
+            lines.append(f"  {doc.url}")
+    return "\n".join(lines)
+
+
+def _marked(hit: Hit, color: bool) -> str:
+    text = hit.passage.text
+    if not hit.highlight:
+        return text
+    start, end = hit.highlight
+    left, right = (BOLD, RESET) if color else ("**", "**")
+    return f"{text[:start]}{left}{text[start:end]}{right}{text[end:]}"
+
+
+def _hit_json(hit: Hit) -> dict:
+    doc = hit.document
+    return {
+        "text": hit.passage.text,
+        "score": round(hit.score, 4),
+        "doc": doc.doc_id,
+        "title": doc.title,
+        "publisher": doc.publisher,
+        "date": doc.date,
+        "url": doc.url,
+        "paragraph": hit.passage.paragraph,
+        "language": hit.passage.language,
+        "highlight": list(hit.highlight) if hit.highlight else None,
+    }

