@@ -1,0 +1,31 @@
+"""The corpus stage: a folder of articles -> documents with metadata + passages to embed.
+
+Where things happen, one module per step:
+
+* ``read``         which files are articles; decoding (bad files are reported here)
+* ``front_matter`` the YAML block at the top of .md/.txt files
+* ``clean``        HTML and Markdown markup -> paragraph blocks
+* ``metadata``     bylines, datelines, credits, page headers, the title line
+* ``boilerplate``  site chrome lines that are dropped (add new patterns here)
+* ``structure``    which plain lines are headings or photo captions
+* ``article``      the pipeline for one article, in order
+* ``split``        where a passage is cut (paragraph merging and splitting)
+* ``sentences``    sentence boundaries in Chinese and English
+* ``tokens``       the cheap token estimate used to size passages
+* ``load``         the whole folder, with warnings
+* ``import_seeds`` rebuilds the bundled ``articles/`` from the raw seed pages
+"""
+
+from corpus.load import Corpus, load_corpus
+from corpus.records import Document, Passage
+from corpus.sentences import split_sentences
+from corpus.tokens import estimate_tokens
+
+__all__ = [
+    "Corpus",
+    "Document",
+    "Passage",
+    "estimate_tokens",
+    "load_corpus",
+    "split_sentences",
+]

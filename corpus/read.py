@@ -1,0 +1,54 @@
+"""Which files in a corpus folder are articles, and their text as a string (or why there is none)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+#: Extensions the loader reads; everything else in the folder is ignored.
+ARTICLE_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
+HTML_SUFFIXES = frozenset({".html", ".htm"})
+
+
+class UnreadableFile(Exception):
+    """The file cannot be used as an article; the message says why, for the warning."""
+
+
+def find_article_files(folder: Path) -> list[Path]:
+    """Article files under ``folder`` (subfolders included) in a stable order.
+
+    Hidden files and folders (".git", ".DS_Store", editor swap files) are skipped.
+    """
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in ARTICLE_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def read_text(path: Path) -> str:
+    """The file's text: UTF-8 (with or without BOM), or UTF-16 when it starts with a BOM.
+
+    Raises UnreadableFile for empty files, binary data and bytes that are not UTF-8, so
+    one bad file is reported instead of filling the index with mojibake.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read ({error.strerror or error})") from error
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\x00" in data and not utf16:
+        raise UnreadableFile("binary data (NUL bytes), not a text file")
+    encoding, label = ("utf-16", "UTF-16") if utf16 else ("utf-8-sig", "UTF-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise UnreadableFile(
+            f"not {label} text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "save it as UTF-8"
+        ) from error
+    if not text.strip():
+        raise UnreadableFile("empty file")
+    return text
