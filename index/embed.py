@@ -33,7 +33,10 @@ class Embedder:
     def __init__(self, model, model_id: str) -> None:
         self._model = model
         self.model_id = model_id
-        self.dimension: int = int(model.get_sentence_embedding_dimension())
+        dimension = getattr(model, "get_embedding_dimension", None) or (
+            model.get_sentence_embedding_dimension  # sentence-transformers < 6
+        )
+        self.dimension: int = int(dimension())
         self.probe: np.ndarray = self.embed_passages([PROBE_TEXT])[0]
 
     @classmethod
@@ -42,7 +45,10 @@ class Embedder:
         source, model_id = _resolve_model(settings)
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
 
+            # Its per-tensor "Loading weights" bar is noise in a CLI or a bot log.
+            transformers_logging.disable_progress_bar()
             model = SentenceTransformer(source, device="cpu")
         except Exception as exc:  # the library raises many kinds; all mean "cannot load"
             raise ModelUnavailable(

@@ -1,0 +1,140 @@
+"""The `qabot` command as a user runs it: ask, ask --json, sources, eval, index build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qabot.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli_env(monkeypatch, settings_with_index, embedder):
+    """Point the CLI at the session's index and reuse the session's loaded model."""
+    monkeypatch.setenv("QABOT_INDEX_DIR", str(settings_with_index.index_dir))
+    monkeypatch.setenv("QABOT_MODEL_DIR", str(settings_with_index.model_dir))
+    monkeypatch.setattr("index.embed.Embedder.load", classmethod(lambda cls, settings: embedder))
+    return settings_with_index
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_ask_prints_passage_with_citation(cli_env, capsys):
+    code, out, _ = _run(capsys, "ask", "Huanglian Port cargo throughput")
+    assert code == 0
+    first = out.split("\n\n[2]")[0]
+    assert "1.7 million tons" in first
+    assert "Western Hydrogen Valley" in first and "iChongqing, 2024-07-07, ¶" in first
+
+
+def test_ask_in_chinese_finds_chinese_passage(cli_env, capsys):
+    code, out, _ = _run(capsys, "ask", "武钢新能源无取向硅钢产线什么时候全面投产？", "--top-k", "2")
+    assert code == 0
+    assert "青山区：以工业闯关推动发展突围" in out.split("[2]")[0]
+    assert "无取向硅钢产线" in out.split("[2]")[0]
+
+
+def test_ask_json_is_one_object_with_cited_passages(cli_env, capsys):
+    code, out, _ = _run(capsys, "ask", "Huanglian Port cargo throughput", "--json", "--top-k", "4")
+    assert code == 0
+    answer = json.loads(out)  # exactly one JSON document, nothing else on stdout
+    assert answer["question"] == "Huanglian Port cargo throughput"
+    assert answer["answered"] is True
+    assert len(answer["passages"]) == 4
+    best = answer["passages"][0]
+    assert set(best) >= {"text", "score", "doc", "title", "publisher", "date", "url",
+                         "paragraph", "language"}
+    assert best["doc"] == "jiulongpo-western-hydrogen-valley"
+    assert best["publisher"] == "iChongqing" and best["language"] == "en"
+    assert isinstance(best["paragraph"], int) and best["paragraph"] >= 1
+    texts = [p["text"] for p in answer["passages"]]
+    assert len(set(texts)) == len(texts), "the same text is never returned twice"
+    scores = [p["score"] for p in answer["passages"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_ask_json_declines_off_topic_question(cli_env, capsys):
+    code, out, _ = _run(capsys, "ask", "How do I cook spaghetti carbonara?", "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "question": "How do I cook spaghetti carbonara?", "answered": False, "passages": []
+    }
+
+
+def test_sources_lists_the_bundled_articles(cli_env, capsys):
+    code, out, _ = _run(capsys, "sources")
+    assert code == 0
+    assert out.startswith("5 articles indexed")
+    assert "Yangtze River middle reaches: Building competitive industrial clusters" in out
+    assert "China Daily, 2019-02-20" in out
+
+
+def test_missing_index_is_one_clear_error_not_a_traceback(tmp_path, capsys):
+    code, out, err = _run(capsys, "ask", "anything", "--index", str(tmp_path / "none"))
+    assert code == 1 and out == ""
+    assert "no index" in err and "qabot index build" in err and "Traceback" not in err
+
+
+def test_eval_scores_a_small_benchmark_and_writes_results(cli_env, tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "steel.md").write_text(
+        "---\ntitle: Steel\nlanguage: en\n---\n\nThe new line makes 550,000 tonnes of "
+        "silicon steel a year for electric car motors.\n", encoding="utf-8")
+    (corpus / "port.md").write_text(
+        "---\ntitle: 港口\nlanguage: zh\n---\n\n黄桷坪港将于八月启动，年货物吞吐量目标为一百七十万吨。\n",
+        encoding="utf-8")
+    questions = tmp_path / "q.jsonl"
+    rows = [
+        {"id": "1-en", "lang": "en", "question": "How much silicon steel does the line make?",
+         "answers": ["550,000 tonnes"], "paragraph": "steel"},
+        {"id": "2-zh", "lang": "zh", "question": "黄桷坪港的年吞吐量目标是多少？",
+         "answers": ["一百七十万吨"], "paragraph": "port"},
+        {"id": "3-en", "lang": "en", "question": "What is the port's annual cargo target?",
+         "answers": ["一百七十万吨"], "paragraph": "port"},
+    ]
+    questions.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    results = tmp_path / "out" / "results.jsonl"
+    code, out, _ = _run(capsys, "eval", str(questions), "--corpus", str(corpus),
+                        "--index", str(tmp_path / "idx"), "--results", str(results), "--json")
+    assert code == 0
+    scores = json.loads(out)
+    assert scores["n"] == 3 and scores["hit@1"] == 1.0 and scores["mrr@10"] == 1.0
+    assert set(scores["by_lang"]) == {"en", "zh"} and scores["by_lang"]["en"]["n"] == 2
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["1-en", "2-zh", "3-en"]
+    assert lines[0]["passages"][0]["doc"] == "steel"
+    # Cross-lingual setting: English questions may only retrieve Chinese passages.
+    code, out, _ = _run(capsys, "eval", str(questions), "--corpus", str(corpus),
+                        "--index", str(tmp_path / "idx"), "--passages", "other", "--json")
+    assert json.loads(out)["by_lang"]["en"]["hit@1"] == 0.5  # only the port answer is in zh
+
+
+def test_index_build_prints_summary(tmp_path, cli_env, capsys, monkeypatch):
+    monkeypatch.setenv("QABOT_INDEX_DIR", str(tmp_path / "idx"))
+    code, out, err = _run(capsys, "index", "build")
+    assert code == 0
+    assert "Indexed 5 documents" in out and "passages" in out
+    assert "Embedding passages" in err  # the progress bar goes to stderr
+
+
+def test_console_script_answers_end_to_end(settings_with_index):
+    """The installed `qabot` entry point, in a fresh process (real model load)."""
+    env = {**os.environ, "QABOT_INDEX_DIR": str(settings_with_index.index_dir),
+           "QABOT_MODEL_DIR": str(settings_with_index.model_dir), "HF_HUB_OFFLINE": "1"}
+    qabot = Path(sys.executable).with_name("qabot")
+    done = subprocess.run([str(qabot), "ask", "Huanglian Port cargo throughput", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["passages"][0]["doc"] == "jiulongpo-western-hydrogen-valley"
