@@ -1,0 +1,141 @@
+"""The one ``Application``: wiring of settings, engine, handlers and network behaviour.
+
+``qabot run`` calls :func:`run`; the end-to-end tests call :func:`build_application` with
+a fake Bot API server's URL, so both exercise the same bot.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers, logs
+from bot.i18n import Lang
+from bot.network import RetryingRateLimiter
+from bot.paging import CALLBACK_PATTERN
+from bot.reindex import reindex
+from bot.state import BotState
+from index.search import Engine
+from qabot.errors import QabotError
+from qabot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Updates the bot asks Telegram for; everything else is never delivered.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+
+#: How many 429s in a row one request waits out before giving up.
+FLOOD_RETRIES = 5
+
+COMMANDS: dict[Lang, list[BotCommand]] = {
+    "en": [
+        BotCommand("ask", "Ask a question (in groups)"),
+        BotCommand("sources", "The articles I know"),
+        BotCommand("help", "How to ask"),
+    ],
+    "zh": [
+        BotCommand("ask", "提问（在群组中）"),
+        BotCommand("sources", "我所知道的文章"),
+        BotCommand("help", "如何提问"),
+    ],
+}
+
+
+def build_application(
+    settings: Settings, engine: Engine, *, network_backoff: float = 0.5
+) -> Application:
+    """The bot for ``settings`` answering from ``engine``, ready for ``run_polling``."""
+    require_token(settings)
+    logs.quiet_http_client()
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        .base_url(settings.telegram_base_url)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                allow_sending_without_reply=True,
+            )
+        )
+        .rate_limiter(RetryingRateLimiter(max_retries=FLOOD_RETRIES, backoff=network_backoff))
+        .concurrent_updates(True)
+        .post_init(register_commands)
+        .build()
+    )
+    BotState(settings=settings, engine=engine).install(application.bot_data)
+    add_handlers(application)
+    return application
+
+
+def require_token(settings: Settings) -> None:
+    """Fail before loading anything when the one setting the bot cannot guess is missing."""
+    if not settings.telegram_token:
+        raise QabotError(
+            "The Telegram bot needs its token: set TELEGRAM_BOT_TOKEN (BotFather gives it to "
+            "you when you create the bot, see docs/bot.md)."
+        )
+
+
+def add_handlers(application: Application) -> None:
+    """Commands first, then questions by chat type, then the fallbacks for everything else."""
+    private = filters.ChatType.PRIVATE
+    application.add_handlers(
+        [
+            CommandHandler(["start", "help"], handlers.start),
+            CommandHandler("sources", handlers.sources),
+            CommandHandler("ask", handlers.ask_command),
+            CommandHandler("reindex", reindex),
+            MessageHandler(private & filters.TEXT & ~filters.COMMAND, handlers.private_text),
+            MessageHandler(
+                filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, handlers.group_text
+            ),
+            MessageHandler(filters.COMMAND, handlers.unknown_command),
+            MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text),
+            CallbackQueryHandler(handlers.turn_page, pattern=CALLBACK_PATTERN),
+        ]
+    )
+    application.add_error_handler(handlers.on_error)
+
+
+async def register_commands(application: Application) -> None:
+    """The command menu, in English for everyone and in Chinese for Chinese-language users.
+
+    The menu is a convenience: if Telegram keeps failing here, the bot starts without it.
+    """
+    try:
+        await application.bot.set_my_commands(COMMANDS["en"])
+        await application.bot.set_my_commands(COMMANDS["zh"], language_code="zh")
+    except TelegramError as exc:
+        log.warning("Could not register the command menu: %s", exc)
+
+
+def run(settings: Settings) -> None:
+    """``qabot run``: load the engine once, then long-poll Telegram until stopped."""
+    require_token(settings)
+    logs.configure(settings.telegram_token)
+    log.info("Loading the model and the index from %s", settings.index_dir)
+    engine = Engine.load(settings)
+    application = build_application(settings, engine)
+    log.info("Starting the bot; %d articles indexed", len(engine.documents))
+    try:
+        # bootstrap_retries=-1: if Telegram is unreachable at start, keep trying.
+        application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
+    except InvalidToken:
+        # PTB's own message quotes the token; this one doesn't.
+        raise QabotError(
+            "Telegram rejected the token in TELEGRAM_BOT_TOKEN. Copy it again from BotFather "
+            "(/mybots, API Token)."
+        ) from None

@@ -1,0 +1,175 @@
+"""The bot's conversation: one small handler per kind of update, as registered in ``bot.app``.
+
+Private chats: every text is a question. Groups: only ``/ask``, mentions of the bot and
+replies to it are questions; other chatter gets no answer at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+
+from telegram import Bot, Message, MessageEntity, Update
+from telegram.constants import ChatAction, ChatType
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.i18n import Lang, choose_language, plain, text
+from bot.paging import Results, keyboard, parse_callback
+from bot.render import PAGE_SIZE, page_count, render_page, render_sources
+from bot.state import state_of
+
+log = logging.getLogger(__name__)
+
+#: Longest question accepted, in characters; longer text is rarely a question.
+MAX_QUESTION = 1000
+#: Hits fetched per question: the answer page plus two pages behind "More".
+TOP_K = PAGE_SIZE * 3
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/start`` and ``/help``: what the bot knows and how to ask, in private and groups."""
+    lang = _language(update)
+    articles = len(state_of(context).engine.documents)
+    await update.effective_message.reply_html(
+        text("help", lang, articles=articles, mention=f"@{context.bot.username}")
+    )
+
+
+async def sources(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/sources``: every indexed article with its publisher and date."""
+    lang = _language(update)
+    for part in render_sources(state_of(context).engine.documents, lang):
+        await update.effective_message.reply_html(part)
+
+
+async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/ask <question>`` (also ``/ask@botname``), the way to ask in groups."""
+    message = update.effective_message
+    parts = message.text.split(maxsplit=1)
+    if len(parts) < 2:
+        await message.reply_html(text("ask_usage", _language(update)))
+        return
+    await answer(update, context, parts[1])
+
+
+async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any text in a private chat is a question."""
+    await answer(update, context, update.effective_message.text)
+
+
+async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text in a group: answer it only if it mentions the bot or replies to it."""
+    question = _addressed_question(update.effective_message, context.bot)
+    if question is not None:
+        await answer(update, context, question)
+
+
+async def not_text(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, photos, voice and the like in a private chat: ask for text instead."""
+    await update.effective_message.reply_html(text("not_text", _language(update)))
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command the bot doesn't have; in groups only if it was addressed to this bot."""
+    message = update.effective_message
+    _, _, target = message.text.split(maxsplit=1)[0].partition("@")
+    if message.chat.type != ChatType.PRIVATE and target.lower() != context.bot.username.lower():
+        return
+    await message.reply_html(text("unknown_command", _language(update)))
+
+
+async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
+    """Search the articles and reply with the best passages, or say plainly that none fit."""
+    message = update.effective_message
+    question = question.strip()
+    lang = _language(update, question)
+    if not question:
+        await message.reply_html(text("empty", lang))
+        return
+    if len(question) > MAX_QUESTION:
+        await message.reply_html(text("too_long", lang, length=len(question), limit=MAX_QUESTION))
+        return
+    state = state_of(context)
+    with contextlib.suppress(TelegramError):  # "typing…" is a courtesy, not worth failing over
+        await message.reply_chat_action(ChatAction.TYPING)
+    generation = state.generation
+    result = await state.ask(question, TOP_K)
+    if not result.answered:
+        await message.reply_html(text("no_match", lang))
+        return
+    hits = tuple(result.hits)
+    markup = None
+    if page_count(hits) > 1:
+        key = state.results.add(Results(generation, lang, hits))
+        markup = keyboard(generation, key, 0, page_count(hits), lang)
+    await message.reply_html(render_page(hits, 0, lang), reply_markup=markup)
+
+
+async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A "More"/"Back" press: show that page by editing the answer in place."""
+    query = update.callback_query
+    state = state_of(context)
+    request = parse_callback(query.data)
+    lang = choose_language(query.from_user.language_code)
+    if request is not None and request.generation != state.generation:
+        await query.answer(plain("stale", lang))
+        return
+    results = state.results.get(request.key) if request else None
+    if results is None or request.page >= page_count(results.hits):
+        await query.answer(plain("expired", lang))
+        return
+    await query.answer()
+    pages = page_count(results.hits)
+    markup = keyboard(request.generation, request.key, request.page, pages, results.language)
+    try:
+        await query.edit_message_text(
+            render_page(results.hits, request.page, results.language), reply_markup=markup
+        )
+    except BadRequest as exc:
+        if "not modified" not in exc.message:  # a double tap shows the same page again
+            raise
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log what failed with enough context to debug it, and tell the user."""
+    log.error("Failed to handle %s", _describe(update), exc_info=context.error)
+    if not isinstance(update, Update) or update.effective_message is None:
+        return
+    lang = _language(update)
+    if update.callback_query:
+        with contextlib.suppress(TelegramError):
+            await update.callback_query.answer(plain("error", lang), show_alert=True)
+            return
+    with contextlib.suppress(TelegramError):
+        await update.effective_message.reply_html(text("error", lang))
+
+
+def _addressed_question(message: Message, bot: Bot) -> str | None:
+    """The question in a group message meant for the bot, or None for chatter."""
+    mention = f"@{bot.username}".lower()
+    mentions = message.parse_entities([MessageEntity.MENTION]).values()
+    if any(found.lower() == mention for found in mentions):
+        return re.sub(re.escape(mention), " ", message.text, flags=re.IGNORECASE)
+    replied = message.reply_to_message
+    if replied and replied.from_user and replied.from_user.id == bot.id:
+        return message.text
+    return None
+
+
+def _language(update: Update, question: str = "") -> Lang:
+    user = update.effective_user
+    return choose_language(user.language_code if user else None, question)
+
+
+def _describe(update: object) -> str:
+    """Which update failed, without its text (questions may be personal)."""
+    if not isinstance(update, Update):
+        return repr(update)
+    chat, user = update.effective_chat, update.effective_user
+    return (
+        f"update {update.update_id}"
+        f" in chat {chat.id if chat else '-'} ({chat.type if chat else '-'})"
+        f" from user {user.id if user else '-'}"
+    )

@@ -1,0 +1,176 @@
+"""What the bot says, in English and Chinese, and how it picks the language for a user.
+
+Every string here is already HTML (the bot sends everything in HTML parse mode), so any
+literal ``<``, ``>`` or ``&`` is written escaped. Placeholders are filled with
+:func:`text`, which escapes the values it is given.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Literal
+
+Lang = Literal["en", "zh"]
+
+_STRINGS: dict[str, dict[Lang, str]] = {
+    "help": {
+        "en": (
+            "<b>I answer questions about {articles} articles</b> (in English and Chinese) "
+            "with the passage that answers them, the best-matching sentence in bold, and "
+            "where it comes from: article, publisher, date and paragraph.\n\n"
+            "<b>Ask</b>: just send me a question, in English or 中文.\n"
+            "/sources – the articles I know\n"
+            "/help – this message\n\n"
+            "<b>In groups</b>: ask with <code>/ask your question</code>, mention me "
+            "({mention} your question), or reply to one of my messages. "
+            "I stay quiet otherwise."
+        ),
+        "zh": (
+            "<b>我可以根据 {articles} 篇文章回答问题</b>（中英文皆可），给出回答问题的段落、"
+            "加粗最相关的句子，并注明出处：文章、发布者、日期和段落。\n\n"
+            "<b>提问</b>：直接发送问题即可，中文或英文都行。\n"
+            "/sources – 我所知道的文章\n"
+            "/help – 显示本说明\n\n"
+            "<b>在群组中</b>：用 <code>/ask 你的问题</code> 提问、@我（{mention} 你的问题），"
+            "或回复我的消息。其他消息我不会回应。"
+        ),
+    },
+    "ask_usage": {
+        "en": "Put your question after the command, e.g. <code>/ask your question</code>.",
+        "zh": "请在命令后面写上问题，例如 <code>/ask 你的问题</code>。",
+    },
+    "empty": {
+        "en": "Please send me a question as text.",
+        "zh": "请用文字发送你的问题。",
+    },
+    "too_long": {
+        "en": (
+            "That is {length} characters long. Please keep questions under {limit} "
+            "characters: one question at a time works best."
+        ),
+        "zh": (
+            "这条消息有 {length} 个字符。请把问题控制在 {limit} 个字符以内，"
+            "一次问一个问题效果最好。"
+        ),
+    },
+    "not_text": {
+        "en": "I can only read text. Please type your question.",
+        "zh": "我只能读懂文字，请直接输入你的问题。",
+    },
+    "unknown_command": {
+        "en": "I don't know that command. Send /help to see what I can do.",
+        "zh": "我不认识这个命令。发送 /help 查看我能做什么。",
+    },
+    "no_match": {
+        "en": (
+            "I couldn't find a good answer to that in the articles. Try other words, or "
+            "see /sources for what they cover."
+        ),
+        "zh": "在文章中没有找到合适的答案。请换个说法，或发送 /sources 查看文章涵盖的内容。",
+    },
+    "other_results": {"en": "Other results", "zh": "其他结果"},
+    "page_header": {
+        "en": "Results {first}–{last} of {total}",
+        "zh": "第 {first}–{last} 条结果（共 {total} 条）",
+    },
+    "paragraph": {"en": "¶ {number}", "zh": "第 {number} 段"},
+    "more_button": {"en": "More ›", "zh": "更多 ›"},
+    "back_button": {"en": "‹ Back", "zh": "‹ 返回"},
+    "sources_header": {
+        "en": "<b>Indexed articles: {count}</b>",
+        "zh": "<b>已索引的文章：{count} 篇</b>",
+    },
+    "no_sources": {"en": "No articles are indexed yet.", "zh": "目前还没有索引任何文章。"},
+    "expired": {
+        "en": "These results have expired. Please ask the question again.",
+        "zh": "这些结果已过期，请重新提问。",
+    },
+    "stale": {
+        "en": "The articles were re-indexed since this answer. Please ask the question again.",
+        "zh": "此回答之后文章已重新索引，请重新提问。",
+    },
+    "error": {
+        "en": "Sorry, something went wrong on my side. Please try again in a moment.",
+        "zh": "抱歉，我这边出了点问题，请稍后再试。",
+    },
+    "admin_only": {
+        "en": "Rebuilding the index is for the bot's administrators only.",
+        "zh": "只有机器人的管理员才能重建索引。",
+    },
+    "reindex_busy": {
+        "en": "A rebuild is already running; its progress is shown in its own message.",
+        "zh": "已有一次重建正在进行，进度显示在它自己的消息中。",
+    },
+    "reindex_reading": {
+        "en": "Rebuilding the index: reading the articles…",
+        "zh": "正在重建索引：读取文章……",
+    },
+    "reindex_progress": {
+        "en": "Rebuilding the index: {done}/{total} passages embedded ({percent}%)…",
+        "zh": "正在重建索引：已嵌入 {done}/{total} 个段落（{percent}%）……",
+    },
+    "reindex_done": {
+        "en": (
+            "Index rebuilt from {documents} article(s) ({passages} passages) in {seconds} s. "
+            "New questions are answered from it."
+        ),
+        "zh": (
+            "索引已重建：{documents} 篇文章，{passages} 个段落，用时 {seconds} 秒。"
+            "新问题将使用新索引回答。"
+        ),
+    },
+    "reindex_warnings": {
+        "en": "{count} warning(s):",
+        "zh": "{count} 条警告：",
+    },
+    "reindex_failed": {
+        "en": "The rebuild failed; the previous index keeps answering.\n{reason}",
+        "zh": "重建失败，仍由原来的索引回答问题。\n{reason}",
+    },
+    "reindex_failed_unknown": {
+        "en": "an unexpected error (details are in the bot's log).",
+        "zh": "发生了意外错误（详情见机器人日志）。",
+    },
+}
+
+
+def text(key: str, lang: Lang, **values: object) -> str:
+    """The HTML string ``key`` in ``lang`` with its placeholders filled in, escaped."""
+    template = _STRINGS[key][lang]
+    return template.format(**{name: html.escape(str(value)) for name, value in values.items()})
+
+
+def plain(key: str, lang: Lang, **values: object) -> str:
+    """The string ``key`` as plain text, for places without HTML (callback answers, buttons)."""
+    return html.unescape(text(key, lang, **values))
+
+
+def keys() -> list[str]:
+    """Every string key: lets tests check that each one is valid Telegram HTML."""
+    return list(_STRINGS)
+
+
+def choose_language(language_code: str | None, message_text: str = "") -> Lang:
+    """Chinese when the user's Telegram language or the question is Chinese, else English."""
+    if language_code and language_code.lower().startswith("zh"):
+        return "zh"
+    return "zh" if is_mostly_cjk(message_text) else "en"
+
+
+def is_mostly_cjk(value: str) -> bool:
+    """Whether CJK characters outweigh Latin letters (one ideograph counts like a short word)."""
+    cjk = sum(1 for char in value if _is_cjk(char))
+    latin = sum(1 for char in value if char.isascii() and char.isalpha())
+    return cjk > 0 and cjk * 3 >= latin
+
+
+def _is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (
+        0x4E00 <= code <= 0x9FFF  # unified ideographs
+        or 0x3400 <= code <= 0x4DBF  # extension A
+        or 0x20000 <= code <= 0x2FA1F  # extensions B+ and compatibility supplement
+        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
+        or 0x3000 <= code <= 0x303F  # CJK punctuation
+        or 0xFF00 <= code <= 0xFFEF  # full-width forms
+    )

@@ -1,0 +1,81 @@
+"""Talking to the Bot API through bad weather: flood limits, network errors and 5xx.
+
+python-telegram-bot's ``AIORateLimiter`` throttles requests and waits out a 429's
+``retry_after``, but it gives up on the first network error, and the library turns every
+5xx answer into a ``NetworkError`` too. Subclassing the limiter (the hook PTB provides for
+exactly this) adds a few retries with backoff, so a hiccup delays a reply instead of
+losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.ext import AIORateLimiter
+
+log = logging.getLogger(__name__)
+
+JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
+
+#: Calls that are harmless to repeat when a timeout leaves it unknown whether Telegram got
+#: them. Sending a message is not among them: a retry could post the answer twice.
+IDEMPOTENT = frozenset(
+    {
+        "answerCallbackQuery",
+        "deleteWebhook",
+        "editMessageText",
+        "getMe",
+        "getMyCommands",
+        "sendChatAction",
+        "setMyCommands",
+    }
+)
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """``AIORateLimiter`` that also retries network errors and 5xx answers, with backoff."""
+
+    def __init__(self, *, network_retries: int = 4, backoff: float = 0.5, **limits: Any) -> None:
+        super().__init__(**limits)
+        self.network_retries = network_retries
+        self.backoff = backoff
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, JSONResult]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> JSONResult:
+        attempt = 0
+        while True:
+            try:
+                return await super().process_request(
+                    callback, args, kwargs, endpoint, data, rate_limit_args
+                )
+            except BadRequest:  # a NetworkError subclass, but repeating it cannot help
+                raise
+            except NetworkError as exc:
+                if attempt >= self.network_retries or not _retryable(exc, endpoint):
+                    raise
+                delay = self.backoff * 2**attempt
+                attempt += 1
+                log.warning(
+                    "%s failed (%s); retry %d of %d in %.1f s",
+                    endpoint,
+                    exc,
+                    attempt,
+                    self.network_retries,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+
+def _retryable(exc: NetworkError, endpoint: str) -> bool:
+    return not isinstance(exc, TimedOut) or endpoint in IDEMPOTENT

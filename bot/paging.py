@@ -1,0 +1,96 @@
+"""The "More" button: recent results kept by a short key, pages addressed in callback data.
+
+Callback data is at most 64 bytes, so it carries only ``p:<generation>:<key>:<page>``;
+the hits stay in a bounded cache. The generation (bumped by every rebuild) tells a press on
+a button from before a rebuild apart from one whose results were simply evicted.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.i18n import Lang, plain
+from index.search import Hit
+
+#: Answers whose pages can still be turned; the least recently used are forgotten first.
+CACHE_SIZE = 1000
+
+_CALLBACK = re.compile(r"^p:(\d+):([A-Za-z0-9_-]{1,16}):(\d+)$")
+CALLBACK_PATTERN = r"^p:"
+
+
+@dataclass(frozen=True)
+class Results:
+    """The hits of one answer, in the language of the person who asked."""
+
+    generation: int
+    language: Lang
+    hits: tuple[Hit, ...]
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A decoded button press."""
+
+    generation: int
+    key: str
+    page: int
+
+
+class ResultCache:
+    """Recent results by short random key, bounded: an LRU of at most ``capacity`` entries."""
+
+    def __init__(self, capacity: int = CACHE_SIZE) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, Results] = OrderedDict()
+
+    def add(self, results: Results) -> str:
+        key = secrets.token_urlsafe(6)
+        self._entries[key] = results
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return key
+
+    def get(self, key: str) -> Results | None:
+        results = self._entries.get(key)
+        if results is not None:
+            self._entries.move_to_end(key)
+        return results
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def callback_data(generation: int, key: str, page: int) -> str:
+    return f"p:{generation}:{key}:{page}"
+
+
+def parse_callback(data: str | None) -> PageRequest | None:
+    match = _CALLBACK.match(data or "")
+    if not match:
+        return None
+    return PageRequest(int(match[1]), match[2], int(match[3]))
+
+
+def keyboard(
+    generation: int, key: str, page: int, pages: int, lang: Lang
+) -> InlineKeyboardMarkup | None:
+    """Back/More buttons for ``page`` of ``pages``; None when everything fits on one page."""
+    buttons = []
+    if page > 0:
+        buttons.append(_button("back_button", lang, callback_data(generation, key, page - 1)))
+    if page + 1 < pages:
+        buttons.append(_button("more_button", lang, callback_data(generation, key, page + 1)))
+    return InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+def _button(label: str, lang: Lang, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(plain(label, lang), callback_data=data)

@@ -1,0 +1,125 @@
+"""``/reindex``: an admin rebuilds the index from chat while the old one keeps answering.
+
+The build runs in a worker thread (it is CPU-bound for minutes on a large corpus). Its
+progress callback only records the latest numbers; the event loop edits one status
+message from them every few seconds, so Telegram's edit limits are never hit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+
+from telegram import Message, Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.i18n import Lang, choose_language, plain, text
+from bot.render import shorten
+from bot.state import BotState, state_of
+from index.build import BuildReport, build_index
+from qabot.errors import QabotError
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two edits of the progress message.
+PROGRESS_INTERVAL = 3.0
+#: Build warnings quoted in the final message; the rest are only counted.
+SHOWN_WARNINGS = 5
+
+
+class _Progress:
+    """The build's latest (done, total), written by the worker thread, read by the loop."""
+
+    def __init__(self) -> None:
+        self.latest: tuple[int, int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        self.latest = (done, total)  # a single assignment: safe across threads
+
+    def describe(self, lang: Lang) -> str:
+        if not self.latest or not self.latest[1]:
+            return text("reindex_reading", lang)
+        done, total = self.latest
+        return text("reindex_progress", lang, done=done, total=total, percent=done * 100 // total)
+
+
+async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Start a rebuild for an admin; refuse everyone else, and a second one while one runs."""
+    state = state_of(context)
+    message = update.effective_message
+    user = update.effective_user
+    lang = choose_language(user.language_code if user else None)
+    if user is None or user.id not in state.settings.admin_ids:
+        await message.reply_html(text("admin_only", lang))
+        return
+    if state.rebuilding:
+        await message.reply_html(text("reindex_busy", lang))
+        return
+    state.rebuilding = True
+    try:
+        status = await message.reply_html(text("reindex_reading", lang))
+        log.info("Index rebuild started by user %s", user.id)
+        await _rebuild(state, status, lang)
+    finally:
+        state.rebuilding = False
+
+
+async def _rebuild(state: BotState, status: Message, lang: Lang) -> None:
+    progress = _Progress()
+    build = asyncio.ensure_future(
+        asyncio.to_thread(build_index, state.settings, progress, embedder=state.engine.embedder)
+    )
+    shown = progress.describe(lang)  # what the status message says now
+    while True:
+        finished, _ = await asyncio.wait({build}, timeout=PROGRESS_INTERVAL)
+        if finished:
+            break
+        shown = await _edit_progress(status, progress.describe(lang), shown)
+    try:
+        report = build.result()
+        engine = await asyncio.to_thread(state.engine.with_index, state.settings)
+    except QabotError as exc:
+        log.warning("Index rebuild failed: %s", exc)
+        await status.edit_text(text("reindex_failed", lang, reason=shorten(str(exc), 1500)[0]))
+        return
+    except Exception:
+        log.exception("Index rebuild failed unexpectedly")
+        reason = plain("reindex_failed_unknown", lang)
+        await status.edit_text(text("reindex_failed", lang, reason=reason))
+        return
+    state.swap(engine)
+    log.info("Index rebuilt: %d documents, %d passages", report.documents, report.passages)
+    await status.edit_text(_done(report, lang))
+
+
+async def _edit_progress(status: Message, wanted: str, shown: str) -> str:
+    """Show progress if it changed; a failed progress edit is not worth failing the build."""
+    if wanted == shown:
+        return shown
+    try:
+        await status.edit_text(wanted)
+    except TelegramError as exc:
+        log.warning("Could not update the rebuild progress: %s", exc)
+        return shown
+    return wanted
+
+
+def _done(report: BuildReport, lang: Lang) -> str:
+    lines = [
+        text(
+            "reindex_done",
+            lang,
+            documents=report.documents,
+            passages=report.passages,
+            seconds=round(report.seconds),
+        )
+    ]
+    if report.warnings:
+        lines.append(text("reindex_warnings", lang, count=len(report.warnings)))
+        lines.extend(
+            "• " + html.escape(shorten(warning, 300)[0])
+            for warning in report.warnings[:SHOWN_WARNINGS]
+        )
+    return "\n".join(lines)

@@ -1,0 +1,43 @@
+"""What the running bot shares between handlers: the engine, its generation, recent results."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from telegram.ext import CallbackContext
+
+from bot.paging import ResultCache
+from index.search import Answer, Engine
+from qabot.settings import Settings
+
+_KEY = "qabot"
+
+
+@dataclass
+class BotState:
+    """Kept in ``application.bot_data``. Only the event loop thread touches it."""
+
+    settings: Settings
+    engine: Engine
+    #: Bumped whenever a rebuilt index is swapped in; "More" buttons carry it.
+    generation: int = 0
+    results: ResultCache = field(default_factory=ResultCache)
+    rebuilding: bool = False
+
+    async def ask(self, question: str, top_k: int) -> Answer:
+        """Search off the event loop: embedding is CPU-bound and must not stall other chats."""
+        return await asyncio.to_thread(self.engine.ask, question, top_k)
+
+    def swap(self, engine: Engine) -> None:
+        """Answer from ``engine`` from now on; results of the old index can no longer be paged."""
+        self.engine = engine
+        self.generation += 1
+        self.results.clear()
+
+    def install(self, bot_data: dict) -> None:
+        bot_data[_KEY] = self
+
+
+def state_of(context: CallbackContext) -> BotState:
+    return context.bot_data[_KEY]

@@ -1,0 +1,469 @@
+"""The bot's parts without the model: rendering, languages, paging, retries, log redaction,
+and the handlers driven through the fake Bot API server by a tiny stand-in engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import threading
+import time
+
+import pytest
+import pytest_asyncio
+from fake_telegram import FakeTelegram, parse_html, polling
+from telegram.error import BadRequest, TimedOut
+from telegram.ext import ExtBot
+
+from bot import app as app_module
+from bot import i18n
+from bot.app import ALLOWED_UPDATES, build_application, run
+from bot.handlers import MAX_QUESTION
+from bot.logs import MASK, RedactToken
+from bot.network import RetryingRateLimiter
+from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
+from bot.render import render_page, render_sources, shorten, visible_length
+from corpus.records import Document, Passage
+from index.search import Answer, Hit
+from qabot.errors import QabotError
+from qabot.settings import Settings
+
+NASTY = 'Tom & Jerry <script>alert("x")</script> &amp; 5 > 3'
+
+
+def hit(
+    text: str,
+    *,
+    title: str = "Title",
+    paragraph: int = 1,
+    url: str = "",
+    highlight: tuple[int, int] | None = None,
+    doc: str = "doc",
+) -> Hit:
+    document = Document(doc, title, publisher="Daily & Co", date="2024-07-07", url=url)
+    return Hit(Passage(doc, paragraph, text, "en"), document, 0.9, highlight)
+
+
+class TinyEngine:
+    """Stands in for ``index.search.Engine``: fixed hits, records the questions it got."""
+
+    def __init__(self, hits: list[Hit], answered: bool = True) -> None:
+        self.hits, self.answered = hits, answered
+        self.questions: list[str] = []
+        self.documents = list({h.document.doc_id: h.document for h in hits}.values())
+
+    def ask(self, question: str, top_k: int = 3) -> Answer:
+        self.questions.append(question)
+        if question == "crash":
+            raise RuntimeError("engine exploded")
+        return Answer(question, self.answered, self.hits[:top_k])
+
+
+# -- languages and strings ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "question", "expected"),
+    [
+        ("zh-hans", "What is Wuhan known for?", "zh"),
+        ("en", "武汉的氢能产业发展得怎么样？", "zh"),
+        (None, "武汉GDP是多少", "zh"),
+        ("en", "What is 光谷 known for?", "en"),
+        ("de", "", "en"),
+        (None, "", "en"),
+    ],
+)
+def test_language_follows_user_setting_or_question(code, question, expected):
+    assert i18n.choose_language(code, question) == expected
+
+
+@pytest.mark.parametrize("key", i18n.keys())
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_string_is_valid_telegram_html(key, lang):
+    values = dict.fromkeys(
+        [
+            "articles",
+            "mention",
+            "length",
+            "limit",
+            "first",
+            "last",
+            "total",
+            "number",
+            "count",
+            "done",
+            "percent",
+            "documents",
+            "passages",
+            "seconds",
+            "reason",
+        ],
+        "<&>",
+    )
+    plain, _ = parse_html(i18n.text(key, lang, **values))
+    assert plain.strip()
+
+
+# -- shortening and rendering ------------------------------------------------------------
+
+
+def test_short_text_is_left_alone():
+    assert shorten("Short text.", 50, (0, 5)) == ("Short text.", (0, 5))
+
+
+def test_long_english_is_cut_between_words_around_the_highlight():
+    words = " ".join(f"word{i}" for i in range(400))
+    start = words.index("word200")
+    piece, span = shorten(words, 120, (start, start + len("word200 word201")))
+    assert len(piece) <= 120
+    assert piece.startswith("…word") and piece.endswith("…")
+    assert piece[span[0] : span[1]] == "word200 word201"
+    assert all(token.startswith("word") for token in piece.strip("…").split())
+
+
+def test_long_chinese_is_cut_anywhere_and_an_overlong_highlight_is_cut_too():
+    text = "青山区" * 300
+    piece, span = shorten(text, 100, (30, 800))
+    assert len(piece) <= 100 and piece.endswith("…")
+    assert span[1] - span[0] >= 90
+
+
+def test_answer_escapes_everything_and_bolds_the_best_sentence():
+    best = hit(
+        f"Intro. {NASTY} Outro.",
+        title=NASTY,
+        url='https://e.test/a?x=1&y="2"',
+        highlight=(7, 7 + len(NASTY)),
+        paragraph=3,
+    )
+    message = render_page([best, hit("Second <one>.", paragraph=5)], 0, "en")
+    text, entities = parse_html(message)
+    assert NASTY in text
+    bold = next(e for e in entities if e["type"] == "bold" and e["offset"] > 0)
+    assert text[bold["offset"] : bold["offset"] + bold["length"]] == NASTY
+    link = next(e for e in entities if e["type"] == "text_link")
+    assert link["url"] == 'https://e.test/a?x=1&y="2"'
+    assert "Daily & Co · 2024-07-07 · ¶ 3" in text
+    assert "2. Second <one>." in text and "¶ 5" in text
+
+
+def test_citation_in_chinese_and_unsafe_urls_are_not_linked():
+    message = render_page([hit("段落。", url="javascript:alert(1)", paragraph=4)], 0, "zh")
+    text, entities = parse_html(message)
+    assert "第 4 段" in text
+    assert not any(e["type"] == "text_link" for e in entities)
+
+
+def test_huge_passages_and_titles_still_fit_one_message():
+    giant = ("& <b> " * 3000).strip()
+    hits = [hit(giant, title=giant, highlight=(0, len(giant)), url="https://e.test/")] * 3
+    message = render_page(hits, 0, "en")
+    text, _ = parse_html(message)
+    assert len(text) <= 4096 and visible_length(message) == len(text)
+    assert "…" in text
+
+
+def test_random_text_never_breaks_html():
+    rng = random.Random(7)
+    alphabet = "ab <>&\"';中文😀 \n"
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 3000)))
+        start = rng.randint(0, len(text))
+        span = (start, rng.randint(start, len(text)))
+        message = render_page([hit(text, highlight=span, title=text[:300])] * 3, 0, "en")
+        parsed, _ = parse_html(message)
+        assert len(parsed.encode("utf-16-le")) // 2 <= 4096
+
+
+def test_later_pages_number_their_results():
+    hits = [hit(f"Passage {n}.", paragraph=n) for n in range(1, 8)]
+    text, _ = parse_html(render_page(hits, 1, "en"))
+    assert text.startswith("Results 4–6 of 7")
+    assert "4. Passage 4." in text and "6. Passage 6." in text and "Passage 7" not in text
+    text, _ = parse_html(render_page(hits, 2, "zh"))
+    assert text.startswith("第 7–7 条结果（共 7 条）")
+
+
+def test_sources_are_split_under_the_limit():
+    documents = [
+        Document(f"d{n}", f"Article {n} " + "x" * 150, "Pub", date="2024-01-01") for n in range(100)
+    ]
+    messages = render_sources(documents, "en")
+    assert len(messages) > 1
+    texts = [parse_html(m)[0] for m in messages]
+    assert all(len(t) <= 4096 for t in texts)
+    assert texts[0].startswith("Indexed articles: 100") and "100. Article 99" in texts[-1]
+
+
+# -- paging ------------------------------------------------------------------------------
+
+
+def test_callback_data_is_short_and_round_trips():
+    cache = ResultCache()
+    key = cache.add(Results(0, "en", ()))
+    data = callback_data(10**9, key, 99)
+    assert len(data.encode()) <= 64
+    request = parse_callback(data)
+    assert (request.generation, request.key, request.page) == (10**9, key, 99)
+    assert parse_callback("x:1:2") is None and parse_callback(None) is None
+
+
+def test_result_cache_forgets_least_recently_used():
+    cache = ResultCache(capacity=2)
+    first = cache.add(Results(0, "en", ()))
+    second = cache.add(Results(0, "en", ()))
+    assert cache.get(first)  # now the most recent
+    cache.add(Results(0, "en", ()))
+    assert cache.get(second) is None and cache.get(first) and len(cache) == 2
+
+
+def test_keyboard_shows_back_and_more_where_there_is_somewhere_to_go():
+    assert keyboard(0, "k", 0, 1, "en") is None
+    labels = lambda markup: [b.text for b in markup.inline_keyboard[0]]  # noqa: E731
+    assert labels(keyboard(0, "k", 0, 3, "en")) == ["More ›"]
+    assert labels(keyboard(0, "k", 1, 3, "zh")) == ["‹ 返回", "更多 ›"]
+    assert labels(keyboard(0, "k", 2, 3, "en")) == ["‹ Back"]
+
+
+# -- logging and network -----------------------------------------------------------------
+
+
+def test_token_is_redacted_from_messages_and_tracebacks():
+    token = "123456:SECRET-token"
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "POST %s", (f"https://x/bot{token}/getMe",), None
+    )
+    RedactToken(token).filter(record)
+    assert record.getMessage() == f"POST https://x/bot{MASK}/getMe"
+    try:
+        raise RuntimeError(f"The token `{token}` was rejected")
+    except RuntimeError as exc:
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed", (), (type(exc), exc, exc.__traceback__)
+        )
+    RedactToken(token).filter(record)
+    assert token not in logging.Formatter().format(record)
+
+
+def test_token_is_required_before_anything_loads():
+    with pytest.raises(QabotError, match="TELEGRAM_BOT_TOKEN"):
+        run(Settings(telegram_token=""))
+
+
+@contextlib.contextmanager
+def telegram_in_thread():
+    """The fake server on its own event loop, for testing the blocking ``run``, which
+    gets a fresh loop of its own in this thread (``run_polling`` closes it when done)."""
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = FakeTelegram()
+    on_loop = lambda coroutine: asyncio.run_coroutine_threadsafe(coroutine, loop).result(30)  # noqa: E731
+    on_loop(server.__aenter__())
+    try:
+        yield server, on_loop
+    finally:
+        on_loop(server.__aexit__())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        asyncio.set_event_loop(None)
+
+
+def test_run_answers_until_stopped(monkeypatch):
+    """``qabot run`` itself: polls, answers, and shuts down cleanly on SIGINT."""
+    monkeypatch.setattr(
+        app_module.Engine, "load", staticmethod(lambda _: TinyEngine([hit("Run works.")]))
+    )
+    with telegram_in_thread() as (server, on_loop):
+
+        async def ask_then_stop():
+            server.send(server.user(1), "does it run?")
+            await server.replies(1, timeout=20)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        stopper = threading.Thread(target=on_loop, args=(ask_then_stop(),))
+        stopper.start()
+        run(Settings(telegram_token=server.token, telegram_base_url=server.base_url))
+        stopper.join()
+        assert server.sent(1)[0]["text"].startswith("Run works.")
+        assert set(server.commands) == {"", "zh"}
+
+
+def test_run_explains_a_rejected_token_without_quoting_it(monkeypatch):
+    monkeypatch.setattr(app_module.Engine, "load", staticmethod(lambda _: TinyEngine([])))
+    with telegram_in_thread() as (server, _), pytest.raises(QabotError) as error:
+        run(Settings(telegram_token="999:wrong-secret", telegram_base_url=server.base_url))
+    assert "rejected the token" in str(error.value) and "wrong-secret" not in str(error.value)
+
+
+@pytest_asyncio.fixture
+async def telegram():
+    async with FakeTelegram() as server:
+        yield server
+
+
+async def ext_bot(telegram: FakeTelegram, **limiter) -> ExtBot:
+    bot = ExtBot(
+        telegram.token,
+        base_url=telegram.base_url,
+        rate_limiter=RetryingRateLimiter(backoff=0.05, **limiter),
+    )
+    await bot.initialize()
+    return bot
+
+
+@pytest.mark.asyncio
+async def test_5xx_and_network_errors_are_retried(telegram):
+    bot = await ext_bot(telegram)
+    telegram.fail("sendMessage", 502, times=2)
+    telegram.drop("sendMessage")
+    telegram.fail("sendMessage", 500)
+    await bot.send_message(1, "arrives")
+    assert [c.status for c in telegram.calls_to("sendMessage")] == [502, 502, 0, 500, 200]
+    assert telegram.sent(1)[0]["text"] == "arrives"
+    await bot.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_bad_requests_are_not_retried_and_retries_are_bounded(telegram):
+    bot = await ext_bot(
+        telegram,
+    )
+    with pytest.raises(BadRequest):
+        await bot.send_message(1, "<b>", parse_mode="HTML")
+    telegram.fail("sendMessage", 503, times=10)
+    with pytest.raises(Exception, match="Internal Server Error"):
+        await bot.send_message(1, "never")
+    assert len(telegram.calls_to("sendMessage")) == 1 + 5
+    await bot.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_timeouts_are_retried_only_where_repeating_is_harmless(telegram):
+    bot = await ext_bot(telegram)
+    sent = await bot.send_message(1, "one")
+    telegram.slow("editMessageText", 1.0)
+    await bot.edit_message_text("two", 1, sent.message_id, read_timeout=0.3)
+    assert telegram.message(1, sent.message_id)["text"] == "two"
+    telegram.slow("sendMessage", 1.0)
+    with pytest.raises(TimedOut):
+        await bot.send_message(1, "maybe", read_timeout=0.3)
+    await bot.shutdown()
+
+
+@pytest.mark.asyncio
+async def test_flood_control_waits_out_retry_after(telegram):
+    bot = await ext_bot(telegram, max_retries=3)
+    telegram.fail("sendMessage", 429, retry_after=1)
+    started = time.monotonic()
+    await bot.send_message(1, "patience")
+    assert time.monotonic() - started >= 1
+    assert telegram.sent(1)[0]["text"] == "patience"
+    await bot.shutdown()
+
+
+# -- handlers, with a stand-in engine ----------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def tiny(telegram):
+    """The real bot against the fake server, answering from a TinyEngine."""
+    engine = TinyEngine(
+        [
+            hit(
+                f"Passage {n} {NASTY}", paragraph=n, highlight=(0, 9), title=f"Doc {n}", doc=f"d{n}"
+            )
+            for n in range(1, 8)
+        ]
+    )
+    application = build_application(settings_for(telegram), engine, network_backoff=0.05)
+    async with polling(application, ALLOWED_UPDATES):
+        yield engine, application.bot_data["qabot"]
+
+
+def settings_for(telegram: FakeTelegram) -> Settings:
+    return Settings(telegram_token=telegram.token, telegram_base_url=telegram.base_url)
+
+
+@pytest.mark.asyncio
+async def test_bot_starts_without_its_command_menu_if_telegram_refuses_it(telegram):
+    telegram.fail("setMyCommands", 500, times=5)  # the first call and its 4 retries
+    engine = TinyEngine([hit("Still answers.")])
+    application = build_application(settings_for(telegram), engine, network_backoff=0.01)
+    async with polling(application, ALLOWED_UPDATES):
+        telegram.send(telegram.user(15), "anyone there?")
+        [reply] = await telegram.replies(15)
+    assert reply["text"].startswith("Still answers.")
+    assert telegram.commands == {}
+
+
+@pytest.mark.asyncio
+async def test_more_and_back_page_through_results_by_editing(telegram, tiny):
+    user = telegram.user(11)
+    telegram.send(user, "anything")
+    [reply] = await telegram.replies(11)
+    assert reply["text"].startswith("Passage 1 " + NASTY)
+    more = reply["reply_markup"]["inline_keyboard"][0][0]
+    assert more["text"] == "More ›"
+    telegram.press(user, reply, more["callback_data"])
+    page = await telegram.wait_for(
+        lambda: (m := telegram.message(11, reply["message_id"]))["text"].startswith("Results") and m
+    )
+    assert page["text"].startswith("Results 4–6 of 7")
+    assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
+    back = page["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    telegram.press(user, page, back)
+    telegram.press(user, page, back)  # a double tap: same page again, no error shown
+    await telegram.wait_for(lambda: len(telegram.calls_to("answerCallbackQuery")) == 3)
+    await telegram.quiet(0.3)
+    assert telegram.message(11, reply["message_id"])["text"] == reply["text"]
+    assert len(telegram.sent(11)) == 1
+
+
+@pytest.mark.asyncio
+async def test_expired_and_stale_buttons_get_a_polite_answer(telegram, tiny):
+    engine, state = tiny
+    user = telegram.user(12, language_code="zh")
+    telegram.send(user, "question")
+    [reply] = await telegram.replies(12)
+    data = reply["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    telegram.press(user, reply, "p:0:unknownkey:1")
+    await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
+    state.swap(engine)  # what a finished rebuild does
+    telegram.press(user, reply, data)
+    answers = await telegram.wait_for(
+        lambda: (a := telegram.calls_to("answerCallbackQuery"))[1:] and a
+    )
+    assert answers[0].params["text"] == "这些结果已过期，请重新提问。"
+    assert answers[1].params["text"] == "此回答之后文章已重新索引，请重新提问。"
+    assert telegram.message(12, reply["message_id"])["text"] == reply["text"]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_handler_tells_the_user_and_keeps_the_token_out_of_logs(
+    telegram, tiny, caplog
+):
+    caplog.set_level(logging.INFO)
+    user = telegram.user(13)
+    telegram.send(user, "crash")
+    [reply] = await telegram.replies(13)
+    assert reply["text"] == "Sorry, something went wrong on my side. Please try again in a moment."
+    telegram.send(user, "still alive?")
+    await telegram.replies(13, 2)
+    assert "engine exploded" in caplog.text and "chat 13" in caplog.text
+    assert telegram.token not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_question_length_limit_is_inclusive(telegram, tiny):
+    engine, _ = tiny
+    user = telegram.user(14)
+    telegram.send(user, "q" * MAX_QUESTION)
+    telegram.send(user, "q" * (MAX_QUESTION + 1))
+    replies = await telegram.replies(14, 2)
+    assert sorted(r["text"][:9] for r in replies) == ["Passage 1", "That is 1"]
+    assert engine.questions == ["q" * MAX_QUESTION]

@@ -1,0 +1,400 @@
+"""End to end: the real bot (the builder ``qabot run`` uses) and the real engine over the
+bundled corpus, talking to the fake Bot API server. Assertions are about what a user sees.
+
+The model and the index are loaded once per session (``engine`` in conftest.py); each test
+gets a fresh bot and a fresh fake server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+
+import pytest
+import pytest_asyncio
+from fake_telegram import FakeTelegram, polling
+
+from bot import reindex as reindex_module
+from bot.app import ALLOWED_UPDATES, build_application
+
+pytestmark = pytest.mark.slow
+
+ADMIN = 4242
+BOT = "@qa_test_bot"
+EN_QUESTION = "What industrial clusters are planned in the middle reaches of the Yangtze River?"
+ZH_QUESTION = "中韩石化航煤加氢项目投资多少"
+NO_MATCH = "Who won the football world cup?"
+
+
+@pytest_asyncio.fixture
+async def telegram():
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def bot_settings(settings_with_index, telegram):
+    return dataclasses.replace(
+        settings_with_index,
+        telegram_token=telegram.token,
+        telegram_base_url=telegram.base_url,
+        admin_ids=frozenset({ADMIN}),
+    )
+
+
+def start_bot(settings, engine):
+    """The same builder ``qabot run`` uses, pointed at the fake server, polling."""
+    application = build_application(settings, engine, network_backoff=0.05)
+    return polling(application, ALLOWED_UPDATES)
+
+
+@pytest_asyncio.fixture
+async def qabot(bot_settings, engine):
+    """The bot, running; yields its shared state."""
+    async with start_bot(bot_settings, engine) as application:
+        yield application.bot_data["qabot"]
+
+
+def expected_top(engine, question):
+    """What the engine considers the best passage: the reply must show it."""
+    answer = engine.ask(question, 9)
+    assert answer.answered, f"the bundled corpus should answer {question!r}"
+    return answer.hits[0]
+
+
+def bold_texts(message):
+    return [
+        message["text"][e["offset"] : e["offset"] + e["length"]]
+        for e in message.get("entities", [])
+        if e["type"] == "bold"
+    ]
+
+
+def group_message(telegram, user, text, **kwargs):
+    return telegram.send(user, text, chat=telegram.group_chat(), **kwargs)["message"]
+
+
+# -- private chats -----------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_start_help_and_command_menus(telegram, qabot, engine):
+    telegram.send(telegram.user(1), "/start")
+    telegram.send(telegram.user(2, "zh-hans"), "/help")
+    [english] = await telegram.replies(1)
+    [chinese] = await telegram.replies(2)
+    assert f"I answer questions about {len(engine.documents)} articles" in english["text"]
+    assert "/sources" in english["text"] and f"{BOT} your question" in english["text"]
+    assert f"我可以根据 {len(engine.documents)} 篇文章回答问题" in chinese["text"]
+    assert set(telegram.commands) == {"", "zh"}
+    assert [c["command"] for c in telegram.commands["zh"]] == ["ask", "sources", "help"]
+    assert "提问" in telegram.commands["zh"][0]["description"]
+
+
+@pytest.mark.asyncio
+async def test_english_question_gets_the_passage_with_citation(telegram, qabot, engine):
+    top = expected_top(engine, EN_QUESTION)
+    telegram.send(telegram.user(3), EN_QUESTION)
+    [reply] = await telegram.replies(3)
+    text = reply["text"]
+    assert "Yangtze" in text
+    start, end = top.highlight
+    best_sentence = bold_texts(reply)[0]
+    assert len(best_sentence) > 20 and top.passage.text[start:end].startswith(best_sentence)
+    assert top.document.title in text and f"¶ {top.passage.paragraph}" in text
+    assert "Other results" in text and "\n2. " in text and "\n3. " in text
+    assert "reply_to_message" not in reply  # private chats get no quote
+    assert telegram.calls_to("sendChatAction")[0].params["action"] == "typing"
+
+
+@pytest.mark.asyncio
+async def test_chinese_question_gets_a_chinese_answer(telegram, qabot, engine):
+    top = expected_top(engine, ZH_QUESTION)
+    telegram.send(telegram.user(4, "zh"), ZH_QUESTION)
+    [reply] = await telegram.replies(4)
+    assert "1.52亿元" in reply["text"]
+    assert f"第 {top.passage.paragraph} 段" in reply["text"]
+    assert "其他结果" in reply["text"]
+
+
+@pytest.mark.asyncio
+async def test_across_languages(telegram, qabot):
+    """The reply's wording follows the user's language or the question's; passages don't."""
+    telegram.send(telegram.user(5, "zh-hant"), EN_QUESTION)
+    telegram.send(telegram.user(6, "en"), ZH_QUESTION)
+    [zh_user] = await telegram.replies(5)
+    [en_user] = await telegram.replies(6)
+    assert (
+        "Yangtze" in zh_user["text"] and "第 " in zh_user["text"] and "其他结果" in zh_user["text"]
+    )
+    assert "1.52亿元" in en_user["text"] and "其他结果" in en_user["text"]
+
+
+@pytest.mark.asyncio
+async def test_no_match_says_so_and_suggests_sources(telegram, qabot):
+    telegram.send(telegram.user(7), NO_MATCH)
+    telegram.send(telegram.user(8, "zh"), NO_MATCH)
+    [english] = await telegram.replies(7)
+    [chinese] = await telegram.replies(8)
+    assert (
+        english["text"].startswith("I couldn't find a good answer")
+        and "/sources" in english["text"]
+    )
+    assert (
+        chinese["text"].startswith("在文章中没有找到合适的答案") and "/sources" in chinese["text"]
+    )
+    assert "reply_markup" not in english
+
+
+@pytest.mark.asyncio
+async def test_sources_lists_every_article(telegram, qabot, engine):
+    telegram.send(telegram.user(9), "/sources")
+    [reply] = await telegram.replies(9)
+    assert reply["text"].startswith(f"Indexed articles: {len(engine.documents)}")
+    for document in engine.documents:
+        assert document.title in reply["text"]
+        if document.date:
+            assert document.date in reply["text"]
+
+
+@pytest.mark.asyncio
+async def test_more_button_pages_through_further_results(telegram, qabot):
+    user = telegram.user(10)
+    telegram.send(user, EN_QUESTION)
+    [reply] = await telegram.replies(10)
+    [[more]] = reply["reply_markup"]["inline_keyboard"]
+    assert len(more["callback_data"].encode()) <= 64
+    telegram.press(user, reply, more["callback_data"])
+
+    def edited():
+        message = telegram.message(10, reply["message_id"])
+        return message if message["text"].startswith("Results 4–6 of") else None
+
+    page = await telegram.wait_for(edited)
+    assert "\n4. " in page["text"] and "¶ " in page["text"]
+    assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
+    assert len(telegram.sent(10)) == 1  # paging edits, never posts
+
+
+# -- groups ------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_group_answers_only_what_is_addressed_to_the_bot(telegram, qabot):
+    group = telegram.group_chat()["id"]
+    ann, bob = telegram.user(21), telegram.user(22, "zh")
+    asked = group_message(telegram, ann, f"/ask{BOT} {EN_QUESTION}")
+    [first] = await telegram.replies(group)
+    assert first["reply_to_message"]["message_id"] == asked["message_id"]
+    assert "Yangtze" in first["text"]
+
+    group_message(telegram, ann, "Nice weather today, isn't it?")
+    group_message(telegram, ann, "/ask@some_other_bot what time is it")
+    group_message(telegram, ann, "/unknown")
+    group_message(telegram, ann, None, sticker=telegram.sticker())
+    await telegram.quiet(1.0)
+    assert len(telegram.sent(group)) == 1  # chatter, other bots' commands: silence
+
+    mention = group_message(telegram, bob, f"{BOT} {ZH_QUESTION}")
+    second = (await telegram.replies(group, 2))[1]
+    assert second["reply_to_message"]["message_id"] == mention["message_id"]
+    assert "1.52亿元" in second["text"]
+
+    follow_up = group_message(telegram, ann, EN_QUESTION, reply_to=first)
+    third = (await telegram.replies(group, 3))[2]
+    assert third["reply_to_message"]["message_id"] == follow_up["message_id"]
+    assert "Yangtze" in third["text"]
+
+    group_message(telegram, ann, f"/ask {ZH_QUESTION}")
+    group_message(telegram, ann, "/ask")
+    group_message(telegram, ann, f"/nonsense{BOT}")
+    replies = await telegram.replies(group, 6)
+    texts = sorted(r["text"] for r in replies[3:])
+    assert any("1.52亿元" in t for t in texts)
+    assert any(t.startswith("Put your question after the command") for t in texts)
+    assert any(t.startswith("I don't know that command") for t in texts)
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_bad_input_in_private_gets_polite_hints(telegram, qabot):
+    user = telegram.user(30)
+    inputs = {
+        "   ": "Please send me a question as text.",
+        "x" * 1001: "That is 1001 characters long. Please keep questions under 1000",
+        "/frobnicate": "I don't know that command. Send /help",
+    }
+    for text in inputs:
+        telegram.send(user, text)
+    for content in (
+        {"sticker": telegram.sticker()},
+        {"photo": telegram.photo()},
+        {"voice": telegram.voice()},
+    ):
+        telegram.send(user, **content)
+    replies = await telegram.replies(30, 6)
+    texts = [r["text"] for r in replies]
+    for expected in inputs.values():
+        assert any(t.startswith(expected) for t in texts), expected
+    assert texts.count("I can only read text. Please type your question.") == 3
+    await telegram.quiet(0.5)
+    assert len(telegram.sent(30)) == 6
+
+
+@pytest.mark.asyncio
+async def test_edited_question_is_answered_again(telegram, qabot):
+    user = telegram.user(31)
+    original = telegram.send(user, NO_MATCH)["message"]
+    await telegram.replies(31)
+    telegram.edit(original, EN_QUESTION)
+    replies = await telegram.replies(31, 2)
+    assert "Yangtze" in replies[1]["text"]
+
+
+# -- rebuilding --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_corpus(bot_settings, engine, tmp_path):
+    """A corpus of the one article that answers EN_QUESTION, and a private copy of the index."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(
+        bot_settings.corpus_dir / expected_top(engine, EN_QUESTION).document.source_file, corpus
+    )
+    index = tmp_path / "index"
+    shutil.copytree(bot_settings.index_dir, index)
+    return dataclasses.replace(bot_settings, corpus_dir=corpus, index_dir=index)
+
+
+@pytest.mark.asyncio
+async def test_reindex_by_admin_while_questions_keep_flowing(
+    telegram, engine, small_corpus, monkeypatch
+):
+    real_build = reindex_module.build_index
+
+    def build_on_a_slow_machine(settings, progress, **kwargs):
+        """The real build, with a pause after each progress report for the loop to show it."""
+
+        def report(done, total):
+            progress(done, total)
+            time.sleep(1.0)
+
+        return real_build(settings, report, **kwargs)
+
+    monkeypatch.setattr(reindex_module, "build_index", build_on_a_slow_machine)
+    monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
+    async with start_bot(small_corpus, engine) as application:
+        state = application.bot_data["qabot"]
+        admin, reader = telegram.user(ADMIN), telegram.user(41)
+        telegram.send(reader, EN_QUESTION)
+        [before] = await telegram.replies(41)
+        stale_more = before["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+
+        telegram.send(admin, "/reindex")
+        [status] = await telegram.replies(ADMIN)
+        telegram.send(admin, "/reindex")
+        telegram.send(reader, ZH_QUESTION)  # not in the new corpus: only the old index knows
+        [_, busy] = await telegram.replies(ADMIN, 2)
+        assert busy["text"].startswith("A rebuild is already running")
+        meanwhile = (await telegram.replies(41, 2))[1]
+        assert "1.52亿元" in meanwhile["text"]
+
+        def rebuilt():
+            message = telegram.message(ADMIN, status["message_id"])
+            return message if message["text"].startswith("Index rebuilt") else None
+
+        done = await telegram.wait_for(rebuilt, timeout=60)
+        assert "from 1 article(s)" in done["text"]
+        progress = [
+            c
+            for c in telegram.calls_to("editMessageText", ok=True)
+            if "passages embedded" in c.params["text"]
+        ]
+        answered_at = telegram.calls_to("sendMessage", ok=True)[-1].at
+        assert progress and answered_at < telegram.calls_to("editMessageText")[-1].at
+        assert len(telegram.sent(ADMIN)) == 2  # progress went into one edited message
+        await telegram.wait_for(lambda: not state.rebuilding, timeout=5)
+        assert state.generation == 1
+
+        telegram.press(reader, before, stale_more)
+        answer = await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
+        assert answer[0].params["text"].startswith("The articles were re-indexed")
+        telegram.send(reader, "/sources")
+        telegram.send(reader, ZH_QUESTION)
+        sources, after = (await telegram.replies(41, 4))[2:]
+        assert sources["text"].startswith("Indexed articles: 1")
+        assert "1.52亿元" not in after["text"]
+
+
+@pytest.mark.asyncio
+async def test_reindex_refused_for_others_and_failure_keeps_old_index(
+    telegram, engine, small_corpus, tmp_path
+):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    settings = dataclasses.replace(small_corpus, corpus_dir=empty)
+    async with start_bot(settings, engine) as application:
+        telegram.send(telegram.user(50, "zh"), "/reindex")
+        [refused] = await telegram.replies(50)
+        assert refused["text"] == "只有机器人的管理员才能重建索引。"
+
+        telegram.send(telegram.user(ADMIN), "/reindex")
+        [status] = await telegram.replies(ADMIN)
+        failed = await telegram.wait_for(
+            lambda: (
+                (m := telegram.message(ADMIN, status["message_id"]))["text"].startswith(
+                    "The rebuild failed"
+                )
+                and m
+            ),
+            timeout=30,
+        )
+        assert "No passages found" in failed["text"]
+        assert application.bot_data["qabot"].generation == 0
+        telegram.send(telegram.user(51), EN_QUESTION)
+        [answer] = await telegram.replies(51)
+        assert "Yangtze" in answer["text"]
+
+
+# -- faults and load ---------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_flood_control_and_server_errors_delay_but_never_lose_replies(telegram, qabot):
+    telegram.fail("sendMessage", 429, retry_after=1)
+    started = time.monotonic()
+    telegram.send(telegram.user(60), EN_QUESTION)
+    [reply] = await telegram.replies(60, timeout=15)
+    assert "Yangtze" in reply["text"] and time.monotonic() - started >= 1
+
+    telegram.fail("sendMessage", 502)
+    telegram.drop("sendMessage")
+    telegram.fail("sendMessage", 500)
+    telegram.fail("getUpdates", 503)
+    telegram.drop("getUpdates")
+    telegram.slow("sendChatAction", 1.0)
+    telegram.send(telegram.user(61), ZH_QUESTION)
+    [reply] = await telegram.replies(61, timeout=20)
+    assert "1.52亿元" in reply["text"]
+    statuses = [c.status for c in telegram.calls_to("sendMessage")]
+    assert statuses == [429, 200, 502, 0, 500, 200]
+
+
+@pytest.mark.asyncio
+async def test_burst_of_100_updates_from_20_chats_answered_exactly_once(telegram, qabot):
+    questions = [EN_QUESTION, ZH_QUESTION, "/help", NO_MATCH, "/sources"]
+    users = [telegram.user(100 + n, "zh" if n % 2 else "en") for n in range(20)]
+    updates = [telegram.send(users[n % 20], questions[n % 5]) for n in range(100)]
+    await telegram.wait_for(lambda: len(telegram.sent()) >= 100, timeout=60)
+    await telegram.wait_for(lambda: telegram.acknowledged >= updates[-1]["update_id"])
+    await telegram.quiet(1.0)
+    assert len(telegram.sent()) == 100
+    answered = [
+        r["reply_to_message"]["message_id"] for r in telegram.sent() if "reply_to_message" in r
+    ]
+    assert answered == []  # private chats: no quotes, so count per chat instead
+    assert {u["id"]: len(telegram.sent(u["id"])) for u in users} == {u["id"]: 5 for u in users}
