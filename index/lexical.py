@@ -36,6 +36,9 @@ INDICES = "lexical-indices.npy"
 INDPTR = "lexical-indptr.npy"
 VOCAB = "lexical-vocab.json"
 PARAMS = "lexical-params.json"
+_FILE_NAMES = dict(
+    data_name=DATA, indices_name=INDICES, indptr_name=INDPTR, vocab_name=VOCAB, params_name=PARAMS
+)
 FILES = (DATA, INDICES, INDPTR, VOCAB, PARAMS)
 
 _HAN_RUN = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+)")
@@ -110,29 +113,13 @@ class LexicalIndex:
         return cls(bm25, languages)
 
     def save(self, folder: Path) -> None:
-        self._bm25.save(
-            folder,
-            data_name=DATA,
-            indices_name=INDICES,
-            indptr_name=INDPTR,
-            vocab_name=VOCAB,
-            params_name=PARAMS,
-            show_progress=False,
-        )
+        self._bm25.save(folder, **_FILE_NAMES, show_progress=False)
 
     @classmethod
     def load(cls, folder: Path, languages: list[str]) -> LexicalIndex:
         import bm25s
 
-        bm25 = bm25s.BM25.load(
-            folder,
-            data_name=DATA,
-            indices_name=INDICES,
-            indptr_name=INDPTR,
-            vocab_name=VOCAB,
-            params_name=PARAMS,
-            show_progress=False,
-        )
+        bm25 = bm25s.BM25.load(folder, **_FILE_NAMES, show_progress=False)
         if int(bm25.scores["num_docs"]) != len(languages):
             raise ValueError(
                 f"lexical index holds {bm25.scores['num_docs']} passages, not {len(languages)}"
