@@ -62,6 +62,7 @@ def build_index(
             "model": {
                 "id": embedder.model_id,
                 "fingerprint": embedder.fingerprint,
+                "weights": embedder.weights,
                 "dimension": embedder.dimension,
                 "probe": [round(float(x), 6) for x in embedder.probe],
             },

