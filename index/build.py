@@ -12,6 +12,7 @@ from pathlib import Path
 from corpus import load_corpus
 from corpus.records import Passage
 from index.embed import Embedder, Progress
+from index.embedding_cache import embed_with_cache
 from index.store import build_lock, index_size_bytes, passage_sentences, write_index
 from qabot.errors import QabotError
 from qabot.settings import Settings
@@ -30,6 +31,9 @@ class BuildReport:
     seconds: float
     index_bytes: int
     warnings: list[str] = field(default_factory=list)
+    #: Texts (passages and their sentences) embedded by this build; the rest were cached.
+    embedded: int = 0
+    texts: int = 0
 
 
 def build_index(
@@ -48,14 +52,15 @@ def build_index(
         )
     embedder = embedder or Embedder.load(settings)
     with build_lock(settings.index_dir):
-        # Passages and their sentences are embedded in one run; progress counts passages.
+        # Passages and their sentences are embedded in one run (progress counts texts);
+        # texts unchanged since the last build come from the cache.
         texts = [embedding_text(p) for p in corpus.passages]
         sentences = [
             corpus.passages[pid].text[start:end]
             for pid, start, end in passage_sentences(corpus.passages).tolist()
         ]
-        everything = embedder.embed_passages(
-            texts + sentences, progress=_scaled(progress, len(texts)) if progress else None
+        everything, embedded = embed_with_cache(
+            embedder, texts + sentences, settings.index_dir, progress
         )
         vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) :]
         manifest = {
@@ -84,16 +89,9 @@ def build_index(
         seconds=time.perf_counter() - started,
         index_bytes=index_size_bytes(folder),
         warnings=list(corpus.warnings),
+        embedded=embedded,
+        texts=len(everything),
     )
-
-
-def _scaled(progress: Progress, passages: int) -> Progress:
-    """Report progress over passages + sentences as a count of passages."""
-
-    def report(done: int, total: int) -> None:
-        progress(min(passages, round(done * passages / max(total, 1))), passages)
-
-    return report
 
 
 def embedding_text(passage: Passage) -> str:

@@ -73,14 +73,14 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
         except QabotError:
             pass
 
-    with progress_bar("Embedding passages", unit="passage") as progress:
+    with progress_bar("Embedding", unit="text") as progress:
         report = build_index(settings, progress=progress)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"Indexed {report.documents} documents, {report.passages} passages in "
-        f"{report.seconds:.1f} s; index size {report.index_bytes / 1e6:.1f} MB "
-        f"in {settings.index_dir}"
+        f"{report.seconds:.1f} s ({report.embedded} of {report.texts} texts embedded, the "
+        f"rest unchanged); index size {report.index_bytes / 1e6:.1f} MB in {settings.index_dir}"
     )
     return 0
 

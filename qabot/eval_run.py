@@ -112,7 +112,7 @@ def _engine_over(settings: Settings) -> Engine:
     except IndexNotReady:
         pass
     embedder = embedder or Embedder.load(settings)
-    with progress_bar("Embedding passages", unit="passage") as progress:
+    with progress_bar("Embedding", unit="text") as progress:
         build_index(settings, progress=progress, embedder=embedder)
     return Engine.with_model(embedder, settings)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,7 +127,11 @@ def test_index_build_prints_summary(tmp_path, cli_env, capsys, monkeypatch):
     code, out, err = _run(capsys, "index", "build")
     assert code == 0
     assert "Indexed 5 documents" in out and "passages" in out
-    assert "Embedding passages" in err  # the progress bar goes to stderr
+    assert "Embedding" in err  # the progress bar goes to stderr
+    embedded, texts = re.search(r"\((\d+) of (\d+) texts embedded", out).groups()
+    assert 0 < int(embedded) <= int(texts)  # a first build embeds every distinct text
+    code, out, err = _run(capsys, "index", "build")
+    assert code == 0 and f"(0 of {texts} texts embedded" in out  # nothing changed
 
 
 def test_console_script_answers_end_to_end(settings_with_index):

@@ -1,0 +1,78 @@
+"""Rebuilds re-embed only what changed, and a bad cache never breaks a build."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from index.embedding_cache import CACHE_FILE, embed_with_cache
+
+
+class CountingEmbedder:
+    """Deterministic stand-in for the model that counts what it is asked to embed."""
+
+    model_id, fingerprint, weights, dimension = "counting", "f", "w", 4
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def embed_passages(self, texts, progress=None):
+        self.seen.extend(texts)
+        return np.array([[len(t), t.count("a"), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+
+def test_only_new_texts_are_embedded_and_order_is_kept(tmp_path):
+    model = CountingEmbedder()
+    first, embedded = embed_with_cache(model, ["alpha", "beta", "gamma"], tmp_path)
+    assert embedded == 3
+    model.seen.clear()
+    second, embedded = embed_with_cache(model, ["gamma", "delta", "alpha", "alpha"], tmp_path)
+    assert embedded == 1 and model.seen == ["delta"]
+    assert np.array_equal(second[0], first[2]) and np.array_equal(second[2], first[0])
+    assert np.array_equal(second[2], second[3])
+
+
+def test_another_model_does_not_reuse_vectors(tmp_path):
+    embed_with_cache(CountingEmbedder(), ["alpha"], tmp_path)
+    other = CountingEmbedder()
+    other.fingerprint = "g"
+    _, embedded = embed_with_cache(other, ["alpha"], tmp_path)
+    assert embedded == 1 and other.seen == ["alpha"]
+
+
+def test_corrupt_cache_is_ignored_and_replaced(tmp_path, caplog):
+    (tmp_path / CACHE_FILE).write_bytes(b"not a numpy archive")
+    model = CountingEmbedder()
+    vectors, embedded = embed_with_cache(model, ["alpha", "beta"], tmp_path)
+    assert embedded == 2 and vectors.shape == (2, 4)
+    assert "Ignoring the embedding cache" in caplog.text
+    _, embedded = embed_with_cache(CountingEmbedder(), ["alpha", "beta"], tmp_path)
+    assert embedded == 0
+
+
+@pytest.mark.slow
+def test_rebuild_after_editing_one_article_embeds_only_its_changes(
+    tmp_path, settings_with_index, embedder
+):
+    import dataclasses
+
+    from index.build import build_index
+    from index.search import Engine
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(settings_with_index.corpus_dir, corpus)
+    settings = dataclasses.replace(settings_with_index, corpus_dir=corpus, index_dir=tmp_path / "i")
+    first = build_index(settings, embedder=embedder)
+    assert 0.9 * first.texts <= first.embedded <= first.texts  # identical texts embed once
+    article = corpus / "jiulongpo-western-hydrogen-valley.md"
+    article.write_text(
+        article.read_text(encoding="utf-8")
+        + "\nThe district also plans a robotics park next to Huanglian Port by 2030.\n",
+        encoding="utf-8",
+    )
+    second = build_index(settings, embedder=embedder)
+    assert 0 < second.embedded <= 3  # the changed passage and its new sentence(s)
+    top = Engine.with_model(embedder, settings).ask("robotics park next to Huanglian Port").hits[0]
+    assert "robotics park" in top.passage.text
