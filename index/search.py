@@ -77,7 +77,7 @@ class Engine:
         self.min_score = DEFAULT_MIN_SCORE[retriever] if min_score is None else min_score
         self._ids_by_language = _ids_by_language(stored.passages)
         self._languages = np.array([p.language for p in stored.passages])
-        self._vectors = stored.vectors.reconstruct_n(0, stored.vectors.ntotal)
+        self._vectors = _all_vectors(stored.vectors)
         spans = stored.sentence_spans
         self._sentence_owner = spans[:, 0] if len(stored.sentence_vectors) else spans[:0, 0]
         self._dedup_keys = [_dedup_key(p.text) for p in stored.passages]
@@ -253,10 +253,24 @@ class Engine:
             allowed = self._ids_by_language.get(language)
             if allowed is None or not len(allowed):
                 return np.zeros(0), np.zeros(0, dtype=np.int64)
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            params = _search_parameters(self.stored.vectors, faiss.IDSelectorBatch(allowed))
         k = min(k, self.stored.vectors.ntotal)
         scores, ids = self.stored.vectors.search(query[None, :], k, params=params)
         return scores[0], ids[0]
+
+
+def _all_vectors(index: faiss.Index) -> np.ndarray:
+    """Every passage vector, for the hybrid's scoring of whole language pools."""
+    if isinstance(index, faiss.IndexIVF):
+        index.make_direct_map()
+    return index.reconstruct_n(0, index.ntotal)
+
+
+def _search_parameters(index: faiss.Index, selector: faiss.IDSelector) -> faiss.SearchParameters:
+    """Search restricted to ``selector``, keeping an IVF index's own nprobe."""
+    if isinstance(index, faiss.IndexIVF):
+        return faiss.SearchParametersIVF(sel=selector, nprobe=index.nprobe)
+    return faiss.SearchParameters(sel=selector)
 
 
 def _dedup_key(text: str) -> str:

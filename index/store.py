@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from corpus.records import Document, Passage
+from index.vector_index import build_vector_index, describe
 from index import lexical
 from index.highlight import sentence_spans
 from qabot.errors import IndexNotReady, QabotError
@@ -143,9 +144,8 @@ def write_index(
     generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
     folder = index_dir / generation
     folder.mkdir()
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(flat, str(folder / VECTORS))
+    vector_index = build_vector_index(vectors)
+    faiss.write_index(vector_index, str(folder / VECTORS))
     with open(folder / PASSAGES, "w", encoding="utf-8") as out:
         for passage in passages:
             out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
@@ -165,6 +165,7 @@ def write_index(
     manifest = {
         **manifest,
         "format_version": FORMAT_VERSION,
+        "vector_index": describe(vector_index),
         "passages": len(passages),
         "files": {name: _sha256(folder / name) for name in DATA_FILES},
     }
