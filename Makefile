@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup model index bench clean
+.PHONY: run test setup model index bench perf clean
 
 run: index
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(BIN)/qabot run; else \
@@ -33,6 +33,9 @@ index: model
 
 bench: setup
 	$(BIN)/python bench/xquad.py
+
+perf: setup
+	$(BIN)/python bench/perf.py
 
 clean:
 	rm -rf $(VENV) data
