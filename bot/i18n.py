@@ -106,8 +106,8 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh": "正在重建索引：读取文章……",
     },
     "reindex_progress": {
-        "en": "Rebuilding the index: {done}/{total} passages embedded ({percent}%)…",
-        "zh": "正在重建索引：已嵌入 {done}/{total} 个段落（{percent}%）……",
+        "en": "Rebuilding the index: {done}/{total} texts embedded ({percent}%)…",
+        "zh": "正在重建索引：已嵌入 {done}/{total} 条文本（{percent}%）……",
     },
     "reindex_done": {
         "en": (

@@ -29,6 +29,8 @@ def embed_with_cache(
 ) -> tuple[np.ndarray, int]:
     """Vectors for ``texts`` (in order) and how many had to be embedded now.
 
+    ``progress(done, total)`` counts all texts; those found in the cache are done at once.
+
     The cache written back holds exactly the current texts, so it never outgrows the corpus.
     """
     path = index_dir / CACHE_FILE
@@ -36,9 +38,15 @@ def embed_with_cache(
     known = _load(path, model)
     keys = [_key(text) for text in texts]
     missing = list(dict.fromkeys(key for key in keys if key not in known))
+    reused = len(keys) - len(missing)
+    if progress:  # cached texts count as done at once, so every build shows its progress
+        progress(reused, len(keys))
     if missing:
         text_of = dict(zip(keys, texts))
-        fresh = embedder.embed_passages([text_of[key] for key in missing], progress=progress)
+        fresh = embedder.embed_passages(
+            [text_of[key] for key in missing],
+            progress=(lambda done, _: progress(reused + done, len(keys))) if progress else None,
+        )
         known.update(zip(missing, fresh))
     vectors = np.stack([known[key] for key in keys]) if keys else np.zeros((0, embedder.dimension), np.float32)
     _save(path, model, dict(zip(keys, vectors)))

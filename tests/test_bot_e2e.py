@@ -312,7 +312,7 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
         progress = [
             c
             for c in telegram.calls_to("editMessageText", ok=True)
-            if "passages embedded" in c.params["text"]
+            if "texts embedded" in c.params["text"]
         ]
         answered_at = telegram.calls_to("sendMessage", ok=True)[-1].at
         assert progress and answered_at < telegram.calls_to("editMessageText")[-1].at

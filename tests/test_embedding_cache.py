@@ -20,6 +20,8 @@ class CountingEmbedder:
 
     def embed_passages(self, texts, progress=None):
         self.seen.extend(texts)
+        if progress:
+            progress(len(texts), len(texts))
         return np.array([[len(t), t.count("a"), 1.0, 0.0] for t in texts], dtype=np.float32)
 
 
@@ -76,3 +78,15 @@ def test_rebuild_after_editing_one_article_embeds_only_its_changes(
     assert 0 < second.embedded <= 3  # the changed passage and its new sentence(s)
     top = Engine.with_model(embedder, settings).ask("robotics park next to Huanglian Port").hits[0]
     assert "robotics park" in top.passage.text
+
+
+def test_progress_counts_cached_texts_as_done(tmp_path):
+    embed_with_cache(CountingEmbedder(), ["alpha", "beta"], tmp_path)
+    reports = []
+    embed_with_cache(CountingEmbedder(), ["alpha", "beta", "gamma"], tmp_path,
+                     progress=lambda done, total: reports.append((done, total)))
+    assert reports[0] == (2, 3) and reports[-1] == (3, 3)
+    reports.clear()
+    embed_with_cache(CountingEmbedder(), ["alpha", "beta", "gamma"], tmp_path,
+                     progress=lambda done, total: reports.append((done, total)))
+    assert reports == [(3, 3)]  # nothing to embed: the bar still shows the build done
