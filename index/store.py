@@ -19,7 +19,6 @@ it, so a crash or SIGKILL mid-build leaves the previous index intact and loadabl
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import secrets
@@ -34,10 +33,11 @@ import faiss
 import numpy as np
 
 from corpus.records import Document, Passage
-from index.vector_index import build_vector_index, describe
 from index import lexical
 from index.highlight import sentence_spans
+from index.vector_index import build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
+from qabot.files import file_sha256
 
 #: 2: sentence vectors and the lexical (BM25) index were added.
 FORMAT_VERSION = 2
@@ -80,7 +80,7 @@ def load_index(index_dir: Path) -> StoredIndex:
     manifest = _read_manifest(index_dir, folder)
     for name in DATA_FILES:
         expected = manifest["files"].get(name)
-        if not (folder / name).is_file() or _sha256(folder / name) != expected:
+        if not (folder / name).is_file() or file_sha256(folder / name) != expected:
             raise IndexNotReady(
                 f"The index in {index_dir} is corrupt: {name} is missing or does not match "
                 f"its checksum. {rebuild_hint(index_dir)}"
@@ -167,7 +167,7 @@ def write_index(
         "format_version": FORMAT_VERSION,
         "vector_index": describe(vector_index),
         "passages": len(passages),
-        "files": {name: _sha256(folder / name) for name in DATA_FILES},
+        "files": {name: file_sha256(folder / name) for name in DATA_FILES},
     }
     for name in DATA_FILES:
         _fsync(folder / name)
@@ -249,12 +249,6 @@ def _lines(path: Path) -> Iterator[str]:
                 yield line
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _write_durably(path: Path, text: str) -> None:
