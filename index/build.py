@@ -68,6 +68,7 @@ def build_index(
                 "id": embedder.model_id,
                 "fingerprint": embedder.fingerprint,
                 "weights": embedder.weights,
+                "backend": embedder.backend,
                 "dimension": embedder.dimension,
                 "probe": [round(float(x), 6) for x in embedder.probe],
             },

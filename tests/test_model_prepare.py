@@ -249,7 +249,7 @@ def test_model_dir_layout(converted_model, st_model):
     path, _ = converted_model
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                  "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
-                 "config_sentence_transformers.json", "README.md", nm.MARKER_NAME):
+                 "config_sentence_transformers.json", "README.md", "onnx/model.onnx", nm.MARKER_NAME):
         assert (path / name).is_file(), name
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["model_type"] == "bert" and cfg["hidden_act"] == "gelu"

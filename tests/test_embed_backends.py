@@ -1,0 +1,101 @@
+"""The two ways of running the model (QABOT_EMBED_BACKEND) give the same answers.
+
+ONNX Runtime is what qabot runs by default, sentence-transformers on torch what every other
+model uses; an index built with one must answer questions embedded with the other.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.embed import Embedder
+from qabot.errors import ModelUnavailable
+from qabot.settings import Settings
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+LONG_TEXTS = ["武汉光谷" * 400, "optics valley " * 600]  # past the 512-token limit: truncated alike
+
+
+def _dev_questions() -> list[str]:
+    path = REPO / "tests" / "data" / "dev_questions.jsonl"
+    return [json.loads(line)["question"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder(model_dir) -> Embedder:
+    return Embedder.load(Settings(model_dir=model_dir, embed_backend="torch"))
+
+
+def test_default_model_runs_on_onnx(embedder):
+    assert embedder.backend == "onnx"
+
+
+def test_same_vectors_for_questions_and_passages(embedder, torch_embedder, engine):
+    questions = _dev_questions()
+    passages = [p.text for p in engine.stored.passages] + LONG_TEXTS + ["", "?"]
+    for onnx_vectors, torch_vectors in (
+        (embedder.embed_queries(questions), torch_embedder.embed_queries(questions)),
+        (embedder.embed_passages(passages), torch_embedder.embed_passages(passages)),
+    ):
+        cosines = (onnx_vectors * torch_vectors).sum(axis=1)
+        assert cosines.min() > 0.9995, cosines.argmin()
+    assert np.linalg.norm(embedder.embed_passages(passages), axis=1) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_one_question_alone_or_in_a_batch_gets_the_same_vector(embedder):
+    questions = _dev_questions()[:40]
+    batch = embedder.embed_queries(questions)
+    alone = np.stack([embedder.embed_query(q) for q in questions])
+    assert (batch * alone).sum(axis=1).min() > 0.99999
+
+
+def test_index_built_on_torch_answers_onnx_questions(torch_embedder, embedder, tmp_path, model_dir):
+    from index.build import build_index
+    from index.search import Engine
+
+    settings = Settings(index_dir=tmp_path / "index", model_dir=model_dir)
+    build_index(settings, embedder=torch_embedder)
+    on_torch = Engine.with_model(torch_embedder, settings)
+    on_onnx = Engine.with_model(embedder, settings)  # the probe check accepts it
+    questions = _dev_questions()
+    same = sum(
+        on_torch.ask(q).hits[0].passage.text == on_onnx.ask(q).hits[0].passage.text for q in questions
+    )
+    assert same >= len(questions) - 1
+
+
+def test_folder_without_export_falls_back_to_torch(model_dir, tmp_path):
+    plain = tmp_path / "plain"
+    shutil.copytree(model_dir, plain, ignore=shutil.ignore_patterns("onnx"))
+    assert Embedder.load(Settings(model=str(plain))).backend == "torch"
+    with pytest.raises(ModelUnavailable, match="QABOT_EMBED_BACKEND=onnx.*no ONNX export"):
+        Embedder.load(Settings(model=str(plain), embed_backend="onnx"))
+
+
+def test_answering_a_question_does_not_import_torch(settings_with_index):
+    """What makes a cold `qabot ask` and the bot start fast: torch is never loaded."""
+    script = (
+        "import sys, json\n"
+        "from pathlib import Path\n"
+        "from index.search import Engine\n"
+        "from qabot.settings import Settings\n"
+        f"settings = Settings(index_dir=Path({str(settings_with_index.index_dir)!r}), "
+        f"model_dir=Path({str(settings_with_index.model_dir)!r}))\n"
+        "answer = Engine.load(settings).ask('Which industries does Qingshan plan to grow?')\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
+        "print(json.dumps({'answered': answer.answered, 'heavy': heavy}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"answered": True, "heavy": []}
