@@ -20,6 +20,7 @@ questions embedded with the other.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 #: A fixed text whose embedding identifies a model by what it computes, whatever its
 #: name or where its files live. Stored in the index manifest and compared on load.
 PROBE_TEXT = "qabot probe: 武汉 hydrogen industry cluster, 2024"
+
+#: How many recent questions keep their vector (384 floats each: 1.5 MB for all).
+QUERY_CACHE_SIZE = 1024
 
 Progress = Callable[[int, int], None]
 
@@ -65,6 +69,7 @@ class Embedder:
         #: "onnx" or "torch": which runtime computes the vectors.
         self.backend = backend
         self.dimension: int = int(encoder.dimension)
+        self._cached_query = functools.lru_cache(maxsize=QUERY_CACHE_SIZE)(self._embed_one_query)
         self.probe: np.ndarray = self.embed_passages([PROBE_TEXT])[0]
 
     @classmethod
@@ -87,8 +92,17 @@ class Embedder:
         return hashlib.sha256(rounded).hexdigest()[:16]
 
     def embed_query(self, question: str) -> np.ndarray:
-        """One L2-normalised float32 vector for a question (with the model's query prompt)."""
-        return self.embed_queries([question])[0]
+        """One L2-normalised float32 vector for a question (with the model's query prompt).
+
+        Read-only and cached: in a group the same question is often asked again, and the
+        More button re-runs it, so the last :data:`QUERY_CACHE_SIZE` questions cost nothing.
+        """
+        return self._cached_query(question)
+
+    def _embed_one_query(self, question: str) -> np.ndarray:
+        vector = self.embed_queries([question])[0]
+        vector.setflags(write=False)
+        return vector
 
     def embed_queries(self, questions: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """Vectors for many questions at once (evaluation), same prompt as :meth:`embed_query`."""

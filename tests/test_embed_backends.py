@@ -99,3 +99,11 @@ def test_answering_a_question_does_not_import_torch(settings_with_index):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.splitlines()[-1]) == {"answered": True, "heavy": []}
+
+
+def test_a_repeated_question_reuses_its_vector(embedder):
+    first = embedder.embed_query("Where is the hydrogen industry park in Wuhan?")
+    again = embedder.embed_query("Where is the hydrogen industry park in Wuhan?")
+    assert again is first and not again.flags.writeable  # shared, so nobody may change it
+    other = embedder.embed_query("Which district hosts the steel industry?")
+    assert float(first @ other) < 0.99
