@@ -107,3 +107,36 @@ def test_a_repeated_question_reuses_its_vector(embedder):
     assert again is first and not again.flags.writeable  # shared, so nobody may change it
     other = embedder.embed_query("Which district hosts the steel industry?")
     assert float(first @ other) < 0.99
+
+
+@pytest.mark.parametrize(
+    ("change", "runs_on_onnx"),
+    [
+        (lambda folder: None, True),
+        (lambda folder: _edit_json(folder / "1_Pooling" / "config.json", pooling_mode="cls"), False),
+        (lambda folder: (folder / "onnx" / "model.onnx").unlink(), False),
+        (lambda folder: (folder / "modules.json").write_text("[]"), False),
+        (lambda folder: (folder / "sentence_bert_config.json").write_text("{broken"), False),
+    ],
+)
+def test_onnx_runs_only_the_pipeline_it_reproduces(model_dir, tmp_path, change, runs_on_onnx):
+    """Any other pooling or a broken configuration goes to sentence-transformers instead."""
+    from index.onnx_encoder import onnx_pipeline
+
+    folder = tmp_path / "model"
+    for path in model_dir.rglob("*.json"):
+        target = folder / path.relative_to(model_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"")
+    change(folder)
+    pipeline = onnx_pipeline(folder)
+    assert (pipeline is not None) == runs_on_onnx
+    if pipeline:
+        assert pipeline.prompts == {"query": "query: ", "document": "passage: "}
+        assert (pipeline.max_seq_length, pipeline.dimension) == (512, 384)
+
+
+def _edit_json(path: Path, **changes) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
