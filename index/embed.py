@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 #: name or where its files live. Stored in the index manifest and compared on load.
 PROBE_TEXT = "qabot probe: 武汉 hydrogen industry cluster, 2024"
 
+#: Texts embedded between two progress reports (a few seconds' work).
+PROGRESS_EVERY = 128
+
 #: How many recent questions keep their vector (384 floats each: 1.5 MB for all).
 QUERY_CACHE_SIZE = 1024
 
@@ -52,7 +55,7 @@ class Encoder(Protocol):
 
     dimension: int
 
-    def encode(self, texts: Sequence[str], prompt_name: str, batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], prompt_name: str) -> np.ndarray:
         """``prompt_name`` is "query" or "document", as in sentence-transformers' prompts."""
         ...
 
@@ -104,25 +107,19 @@ class Embedder:
         vector.setflags(write=False)
         return vector
 
-    def embed_queries(self, questions: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+    def embed_queries(self, questions: Sequence[str]) -> np.ndarray:
         """Vectors for many questions at once (evaluation), same prompt as :meth:`embed_query`."""
-        vectors = self._encoder.encode(list(questions), "query", batch_size)
+        vectors = self._encoder.encode(list(questions), "query")
         return np.asarray(vectors, dtype=np.float32).reshape(len(questions), self.dimension)
 
-    def embed_passages(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
-    ) -> np.ndarray:
-        """L2-normalised float32 vectors for passages, reporting progress every few batches.
-
-        Texts go to the encoder in chunks of several batches, so that sorting by length
-        inside a chunk saves padding while progress still moves every few seconds.
-        """
+    def embed_passages(self, texts: Sequence[str], *, progress: Progress | None = None) -> np.ndarray:
+        """L2-normalised float32 vectors for passages, reporting progress every chunk of texts."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        chunk = batch_size * 4
+        chunk = PROGRESS_EVERY
         vectors = []
         for start in range(0, len(texts), chunk):
-            vectors.append(self._encoder.encode(list(texts[start : start + chunk]), "document", batch_size))
+            vectors.append(self._encoder.encode(list(texts[start : start + chunk]), "document"))
             if progress:
                 progress(min(start + chunk, len(texts)), len(texts))
         return np.ascontiguousarray(np.concatenate(vectors), dtype=np.float32)
@@ -130,6 +127,9 @@ class Embedder:
 
 class _SentenceTransformerEncoder:
     """sentence-transformers itself: any model it can load, on torch."""
+
+    #: Texts per forward pass: sentence-transformers' own default.
+    batch_size = 32
 
     def __init__(self, source: str) -> None:
         from sentence_transformers import SentenceTransformer
@@ -143,12 +143,12 @@ class _SentenceTransformerEncoder:
         )
         self.dimension = int(dimension())
 
-    def encode(self, texts: Sequence[str], prompt_name: str, batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], prompt_name: str) -> np.ndarray:
         # encode_query/encode_document use the model's prompt when it has one, none otherwise.
         encode = self._model.encode_query if prompt_name == "query" else self._model.encode_document
         return encode(
             list(texts),
-            batch_size=batch_size,
+            batch_size=self.batch_size,
             convert_to_numpy=True,
             normalize_embeddings=True,
             show_progress_bar=False,
