@@ -28,11 +28,18 @@ reaches the top 10. Scores are therefore never compared across languages directl
 
 All weights were chosen and the two models fitted on the dev set only (tests/data); see
 ``bench/calibrate.py``, which refits them and prints these constants.
+
+**Candidates.** :func:`fuse` scores every passage. On a large index the engine scores only
+candidates (see ``index.search``) with :func:`fuse_candidates`, which takes each language
+pool's statistics (mean, spread and maximum of each signal over *all* its passages, as
+:class:`PoolSummary`) from the caller instead of computing them from the scored passages,
+so the features and z-scores stay those the models were fitted with.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +52,8 @@ LEXICAL_WEIGHT = 1.5
 GUARD_FULL_COVERAGE = 0.5
 #: Temperature of the within-pool softmax that spreads a pool's probability over its passages.
 TEMPERATURE = 1.0
+#: A signal whose standard deviation over a pool is below this does not vary: its z-scores are 0.
+FLAT_SPREAD = 1e-9
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,49 @@ class Signals:
     language_coverage: dict[str, float]  # the same share over all passages of a language
 
 
+@dataclass(frozen=True)
+class Moments:
+    """One signal over a set of passages: how many, its mean, variance and maximum."""
+
+    count: int
+    mean: float
+    variance: float
+    top: float
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(max(0.0, self.variance))
+
+    @staticmethod
+    def merge(parts: list[Moments]) -> Moments:
+        """The moments of the union of disjoint sets (law of total variance)."""
+        count = sum(p.count for p in parts)
+        mean = sum(p.count * p.mean for p in parts) / count
+        variance = sum(p.count * (p.variance + (p.mean - mean) ** 2) for p in parts) / count
+        return Moments(count, mean, variance, max(p.top for p in parts))
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """A language pool's statistics over all its passages, scored or not (candidate mode)."""
+
+    dense: Moments
+    sentence: Moments
+    lexical: Moments
+    #: The best passage's IDF-weighted share of the question's words.
+    coverage_top: float
+
+    @staticmethod
+    def merge(parts: list[PoolSummary]) -> PoolSummary:
+        """The summary of a pool made of several languages' passages."""
+        return PoolSummary(
+            Moments.merge([p.dense for p in parts]),
+            Moments.merge([p.sentence for p in parts]),
+            Moments.merge([p.lexical for p in parts]),
+            max(p.coverage_top for p in parts),
+        )
+
+
 @dataclass
 class Fused:
     """The outcome: a score per passage (−inf where not allowed) and why."""
@@ -113,7 +165,7 @@ def zscore(values: np.ndarray) -> np.ndarray:
         return values.astype(np.float64)
     values = values.astype(np.float64)
     spread = values.std()
-    if spread < 1e-9:
+    if spread < FLAT_SPREAD:
         return np.zeros_like(values)
     return (values - values.mean()) / spread
 
@@ -143,21 +195,79 @@ def fuse(
     same = allowed & (languages == question_language)
     other = allowed & (languages != question_language)
     features = _features(signals, same, other)
-    if same.any() and other.any():
-        p_other = POOL_MODEL.probability(features)
-    else:
-        p_other = 0.0 if same.any() else 1.0
-    features["p_other"] = p_other
-    answerable = ANSWER_MODEL.probability(features)
+    p_other, answerable = _decide(features, same.any(), other.any())
     scores = np.full(len(languages), -np.inf)
     for members, p_pool in ((same, 1.0 - p_other), (other, p_other)):
         if not members.any():
             continue
-        pool_languages = set(languages[members].tolist())
-        coverage = max(signals.language_coverage.get(lang, 0.0) for lang in pool_languages)
+        coverage = _pool_coverage(signals, set(languages[members].tolist()))
         fused = pool_scores(signals, members, coverage)
         scores[members] = answerable * p_pool * np.exp((fused - fused.max()) / TEMPERATURE)
     return Fused(scores, answerable, p_other, features)
+
+
+def fuse_candidates(
+    signals: Signals,
+    languages: np.ndarray,
+    question_language: str,
+    pools: dict[str, PoolSummary],
+) -> Fused:
+    """:func:`fuse` over candidates only: ``signals`` and ``languages`` are the candidates',
+    ``pools`` summarises each allowed language over all its passages (candidates or not).
+
+    With every passage a candidate and exact summaries it gives :func:`fuse`'s scores (up to
+    rounding); with fewer, a pool's z-scores and features still use its whole-pool statistics.
+    """
+    same_languages = [lang for lang in pools if lang == question_language]
+    other_languages = [lang for lang in pools if lang != question_language]
+    same, other = (
+        PoolSummary.merge([pools[lang] for lang in names]) if names else None
+        for names in (same_languages, other_languages)
+    )
+    features = _summary_features(same, other)
+    p_other, answerable = _decide(features, same is not None, other is not None)
+    scores = np.full(len(languages), -np.inf)
+    for pool_languages, summary, p_pool in (
+        (same_languages, same, 1.0 - p_other),
+        (other_languages, other, p_other),
+    ):
+        members = np.isin(languages, pool_languages)
+        if summary is None or not members.any():
+            continue
+        fused = _standardised(signals.dense[members], summary.dense)
+        fused = fused + SENTENCE_WEIGHT * _standardised(signals.sentence[members], summary.sentence)
+        guard = lexical_guard(_pool_coverage(signals, pool_languages))
+        if guard > 0:
+            fused = fused + LEXICAL_WEIGHT * guard * _standardised(
+                signals.lexical[members], summary.lexical
+            )
+        scores[members] = answerable * p_pool * np.exp((fused - fused.max()) / TEMPERATURE)
+    return Fused(scores, answerable, p_other, features)
+
+
+def _decide(
+    features: dict[str, float | None], has_same: bool, has_other: bool
+) -> tuple[float, float]:
+    """(P(other pool), P(answerable)) from the features; records p_other among them."""
+    if has_same and has_other:
+        p_other = POOL_MODEL.probability(features)
+    else:
+        p_other = 0.0 if has_same else 1.0
+    features["p_other"] = p_other
+    return p_other, ANSWER_MODEL.probability(features)
+
+
+def _pool_coverage(signals: Signals, pool_languages: Iterable[str]) -> float:
+    """The pool's word coverage for the lexical guard: its best language's."""
+    return max(signals.language_coverage.get(lang, 0.0) for lang in pool_languages)
+
+
+def _standardised(values: np.ndarray, moments: Moments) -> np.ndarray:
+    """:func:`zscore` against whole-pool moments rather than the values' own."""
+    values = values.astype(np.float64)
+    if moments.std < FLAT_SPREAD:
+        return np.zeros_like(values)
+    return (values - moments.mean) / moments.std
 
 
 def _features(signals: Signals, same: np.ndarray, other: np.ndarray) -> dict[str, float | None]:
@@ -183,4 +293,32 @@ def _features(signals: Signals, same: np.ndarray, other: np.ndarray) -> dict[str
         "sentence_lead_same": lead(signals.sentence, same),
         "dense_lead_other": lead(signals.dense, other),
         "sentence_lead_other": lead(signals.sentence, other),
+    }
+
+
+def _summary_features(
+    same: PoolSummary | None, other: PoolSummary | None
+) -> dict[str, float | None]:
+    """:func:`_features` from pool summaries (candidate mode)."""
+
+    def signal(summary: PoolSummary | None, name: str) -> Moments | None:
+        return None if summary is None else getattr(summary, name)
+
+    def lead(summary: PoolSummary | None, name: str) -> float | None:
+        moments = signal(summary, name)
+        return None if moments is None else moments.top - moments.mean
+
+    def gap(name: str) -> float | None:
+        a, b = signal(same, name), signal(other, name)
+        return None if a is None or b is None else a.top - b.top
+
+    return {
+        "dense_gap": gap("dense"),
+        "sentence_gap": gap("sentence"),
+        "coverage_same": None if same is None else same.coverage_top,
+        "coverage_other": None if other is None else other.coverage_top,
+        "dense_lead_same": lead(same, "dense"),
+        "sentence_lead_same": lead(same, "sentence"),
+        "dense_lead_other": lead(other, "dense"),
+        "sentence_lead_other": lead(other, "sentence"),
     }

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
+import mmap
 import os
 import secrets
 import shutil
@@ -53,7 +55,7 @@ DATA_FILES = (VECTORS, PASSAGES, DOCUMENTS, SENTENCES, SENTENCE_VECTORS, *lexica
 
 @dataclass(frozen=True)
 class StoredIndex:
-    """An index loaded into memory, ready to search."""
+    """An index loaded into memory (the sentence vectors memory-mapped), ready to search."""
 
     vectors: faiss.Index
     passages: list[Passage]
@@ -65,7 +67,8 @@ class StoredIndex:
     lexical: lexical.LexicalIndex
     #: One row per sentence: (passage id, start, end) character offsets in its text.
     sentence_spans: np.ndarray
-    #: Their normalised vectors; empty (0 rows) when the index was written without them.
+    #: Their normalised vectors, memory-mapped read-only; empty (0 rows) when the index was
+    #: written without them.
     sentence_vectors: np.ndarray
 
 
@@ -95,7 +98,7 @@ def load_index(index_dir: Path) -> StoredIndex:
         spans = np.asarray(
             json.loads((folder / SENTENCES).read_text(encoding="utf-8")), dtype=np.int64
         ).reshape(-1, 3)
-        sentence_vectors = np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
+        sentence_vectors = _mapped_array(folder / SENTENCE_VECTORS)
         lexical_index = lexical.LexicalIndex.load(folder, [p.language for p in passages])
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise IndexNotReady(
@@ -115,6 +118,30 @@ def load_index(index_dir: Path) -> StoredIndex:
         vectors, passages, documents, manifest, generation, index_dir,
         lexical_index, spans, np.ascontiguousarray(sentence_vectors, dtype=np.float32),
     )
+
+
+def _mapped_array(path: Path) -> np.ndarray:
+    """The array in a ``.npy`` file, memory-mapped read-only with read-ahead off.
+
+    A large index's engine reads a few hundred scattered rows per question; with the
+    kernel's default read-ahead each row would bring in (and count in the process's RSS)
+    some 100 KB around it, soon the whole file.
+    """
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"{path.name}: unsupported .npy format version {version}")
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else (
+            np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(handle)
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        offset = handle.tell()
+    if hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    count = math.prod(shape)
+    array = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def passage_sentences(passages: list[Passage]) -> np.ndarray:

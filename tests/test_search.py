@@ -44,6 +44,11 @@ def test_language_filter_returns_only_that_language(engine):
         assert len(hits) == 5 and {hit.passage.language for hit in hits} == {language}
 
 
+def test_hits_carry_their_row_in_the_index(engine):
+    for hit in engine.search("Huanglian Port cargo throughput", top_k=5):
+        assert engine.stored.passages[hit.row] is hit.passage
+
+
 def test_best_sentence_is_highlighted_inside_the_top_passage(engine):
     answer = engine.ask("Huanglian Port cargo throughput")
     top = answer.hits[0]
