@@ -1101,6 +1101,9 @@ def render(results: dict, baseline: dict | None) -> str:
         f"`{meta['git']['commit']}`"
         + (f" with uncommitted changes to {', '.join(meta['git']['modified'])}" if meta["git"]["modified"] else "")
         + "".join(f" (sections {', '.join(r['sections'])} re-run on {r['date']})" for r in meta.get("rerun", []))
+        + (f" (sections {', '.join(meta['reused']['sections'])} taken from the run of "
+           f"{meta['reused']['date'][:10]} at `{meta['reused']['git']['commit']}`: not re-measured, as "
+           "nothing they measure has changed since)" if meta.get("reused", {}).get("sections") else "")
         + f"; the run took {meta['seconds'] / 60:.1f} min. Re-run it with `.venv/bin/python bench/perf.py` "
         "(`--quick` for a ~3-minute check; `--help` for the options). Figures are medians over repeated "
         "runs with [min–max]; the repeat counts are in each section."
@@ -1518,6 +1521,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", type=Path, metavar="RESULTS.json",
                         help="start from these saved results and replace only the sections run now "
                         "(e.g. re-run `--sections cold` after a disturbed run)")
+    parser.add_argument("--reuse", type=Path, metavar="RESULTS.json",
+                        help="take the sections not run now from this earlier run, saying so in the "
+                        "report (e.g. `--sections cold,bot,warm,build --reuse bench/baseline.json` when "
+                        "the FAISS benchmark's code has not changed since)")
     parser.add_argument("--render", type=Path, metavar="RESULTS.json",
                         help="only write the report from saved results (e.g. data/perf-cache/last-run.json)")
     parser.add_argument("--anchor-worker", choices=sorted(set(ANCHORS.values())), help=argparse.SUPPRESS)
@@ -1604,6 +1611,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         merged["meta"]["seconds"] += results["meta"]["seconds"]
         results = merged
+    if args.reuse:
+        earlier = json.loads(args.reuse.read_text(encoding="utf-8"))
+        reused = [name for name in SECTIONS if name not in results and name in earlier]
+        for name in reused:
+            results[name] = earlier[name]
+            results["meta"]["other_load"][name] = earlier["meta"]["other_load"].get(name)
+        results["meta"]["reused"] = {
+            "sections": reused, "date": earlier["meta"]["date"], "git": earlier["meta"]["git"]
+        }
 
     CACHE.mkdir(parents=True, exist_ok=True)
     (CACHE / "last-run.json").write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
