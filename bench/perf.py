@@ -65,6 +65,7 @@ CACHE = ROOT / "data" / "perf-cache"
 BASELINE = ROOT / "bench" / "baseline.json"
 NOTES = ROOT / "bench" / "perf_notes.md"
 LEVERS = ROOT / "bench" / "embed_levers.json"
+HYBRID_SCALE = ROOT / "bench" / "hybrid_scale.json"
 SECTIONS = ("cold", "bot", "warm", "build", "ann")
 
 TARGETS = {
@@ -1017,6 +1018,42 @@ def _real_queries(ws: Workspace) -> np.ndarray:
 # -- the report --------------------------------------------------------------------------
 
 
+def _render_hybrid_scale(scale: dict, add) -> None:
+    """The engine's hybrid retrieval at 100k and 1M passages (bench/hybrid_scale.py's JSON)."""
+    settings = scale["settings"]
+    add("## Hybrid retrieval at scale (measured separately)")
+    add("")
+    add(f"Measured by `bench/hybrid_scale.py` on {scale['date']} at commit `{scale['commit']}` "
+        f"({scale['wall_s'] / 60:.0f} min). Above {settings['candidate_mode_above']:,} passages the hybrid "
+        f"fuses candidates only ({settings['candidates_per_pool']} per language pool from FAISS and as "
+        "many from BM25; see `index/search.py`); *full* scores every passage, as below that size. "
+        "Latency is the retrieval part of `Engine.ask` for a precomputed question vector (BM25, FAISS, "
+        f"fusion, ranking) over the {settings['questions']} dev questions; agreement compares the two "
+        "modes' results for the same questions. Memory is the engine process's anonymous memory "
+        "(RssAnon) once the engine is built: the sentence vectors are memory-mapped, so the page "
+        "cache holds them, not the process.")
+    add("")
+    add("| passages | mode | p50 | p95 | memory (RssAnon) | top-1 same as full | top-10 overlap | "
+        "same answered/declined |")
+    add("|---|---|---|---|---|---|---|---|")
+    for size in scale["sizes"]:
+        agreement = size["agreement"].get(str(settings["candidates_per_pool"]), {})
+        for mode in ("candidates", "full"):
+            run = size[mode]
+            same = mode == "candidates"
+            add(f"| {size['passages']:,} | {mode} | {_v(run['latency_ms']['p50'], 1, ' ms')} | "
+                f"{_v(run['latency_ms']['p95'], 1, ' ms')} | "
+                f"{_v(run['memory_mb']['engine_built']['RssAnon'] / 1024, 2, ' GB')} | "
+                f"{_v(agreement.get('top1'), 3) if same else ''} | "
+                f"{_v(agreement.get('top10_overlap'), 3) if same else ''} | "
+                f"{_v(agreement.get('answered_same'), 3) if same else ''} |")
+    add("")
+    add("Method, as the script states it:")
+    add("")
+    add(scale["method"].strip())
+    add("")
+
+
 def headline(results: dict) -> dict:
     """The figures the issue sets targets for, from one run's results (missing -> None)."""
 
@@ -1359,12 +1396,15 @@ def render(results: dict, baseline: dict | None) -> str:
     else:
         _render_ann(ann, add)
 
+    scale = _load_json(HYBRID_SCALE)
+    if scale:
+        _render_hybrid_scale(scale, add)
+
     levers = _load_json(LEVERS)
     if levers:
         add("## Levers for the embedding path (measured separately)")
         add("")
-        add(levers.get("intro", "") + " How to re-run it: the docstring of `bench/embed_levers.py` "
-            "(it needs `onnxruntime` and `onnx`, which are not project dependencies).")
+        add(levers.get("intro", "") + " How to re-run it: the docstring of `bench/embed_levers.py`.")
         add("")
         add("| variant | question p50 | p95 | mean cosine vs float32 | min cosine | same top-1 (index kept) | "
             "same top-1 (re-indexed) | passages/s | notes |")
