@@ -58,6 +58,9 @@ def model_key(embedder: Embedder) -> str:
     return f"{embedder.model_id}|{embedder.fingerprint}|{embedder.weights}"
 
 
+_KEY_BYTES = 32  # sha256
+
+
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
@@ -67,7 +70,10 @@ def _load(path: Path, model: str) -> dict[bytes, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             if str(data["model"]) != model:
                 return {}
-            return dict(zip((bytes(k) for k in data["keys"]), data["vectors"]))
+            keys = data["keys"]
+            if keys.dtype != np.uint8 or keys.ndim != 2:  # written before keys were raw bytes
+                return {}
+            return dict(zip((row.tobytes() for row in keys), data["vectors"]))
     except FileNotFoundError:
         return {}
     except Exception as exc:  # a damaged cache only costs time: say so and start afresh
@@ -78,7 +84,9 @@ def _load(path: Path, model: str) -> dict[bytes, np.ndarray]:
 def _save(path: Path, model: str, vectors: dict[bytes, np.ndarray]) -> None:
     """Write atomically, so a crash mid-write never leaves a half cache behind."""
     temporary = path.with_suffix(".tmp.npz")
-    keys = np.array(list(vectors), dtype="S32")
+    # Raw bytes, one row per key: a bytes dtype ("S32") would drop a digest's trailing zero
+    # bytes, and 1 text in 256 would never be found again.
+    keys = np.frombuffer(b"".join(vectors), dtype=np.uint8).reshape(len(vectors), _KEY_BYTES)
     matrix = np.stack(list(vectors.values())) if vectors else np.zeros((0, 0), np.float32)
     np.savez(temporary, model=np.array(model), keys=keys, vectors=matrix.astype(np.float32))
     os.replace(temporary, path)

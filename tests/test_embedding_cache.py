@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 
 import numpy as np
@@ -34,6 +35,16 @@ def test_only_new_texts_are_embedded_and_order_is_kept(tmp_path):
     assert embedded == 1 and model.seen == ["delta"]
     assert np.array_equal(second[0], first[2]) and np.array_equal(second[2], first[0])
     assert np.array_equal(second[2], second[3])
+
+
+def test_every_text_is_found_again_whatever_its_digest(tmp_path):
+    """Digests ending in zero bytes (1 text in 256) used to be lost by the cache file."""
+    texts = [f"passage {i}" for i in range(2000)]
+    assert any(hashlib.sha256(t.encode()).digest().endswith(b"\0") for t in texts)
+    embed_with_cache(CountingEmbedder(), texts, tmp_path)
+    model = CountingEmbedder()
+    _, embedded = embed_with_cache(model, texts, tmp_path)
+    assert embedded == 0 and model.seen == []
 
 
 def test_another_model_does_not_reuse_vectors(tmp_path):
