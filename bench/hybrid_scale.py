@@ -469,7 +469,7 @@ def git_commit() -> str:
 
 
 def measure_size(real: Real, n: int, beta: dict[str, float], files: dict, questions: list[dict], quick: bool) -> dict:
-    from index.search import CANDIDATES_PER_POOL
+    from index.candidates import CANDIDATES_PER_POOL
 
     folder = WORK / f"index-{n}"
     log(f"{n:,} passages")
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
 
     from index.embed import Embedder
-    from index.search import CANDIDATE_MODE_ABOVE, CANDIDATES_PER_POOL, SENTENCE_SAMPLE
+    from index.candidates import CANDIDATE_MODE_ABOVE, CANDIDATES_PER_POOL, SENTENCE_SAMPLE
     from qabot.settings import Settings
 
     try:

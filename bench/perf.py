@@ -1026,7 +1026,7 @@ def _render_hybrid_scale(scale: dict, add) -> None:
     add(f"Measured by `bench/hybrid_scale.py` on {scale['date']} at commit `{scale['commit']}` "
         f"({scale['wall_s'] / 60:.0f} min). Above {settings['candidate_mode_above']:,} passages the hybrid "
         f"fuses candidates only ({settings['candidates_per_pool']} per language pool from FAISS and as "
-        "many from BM25; see `index/search.py`); *full* scores every passage, as below that size. "
+        "many from BM25; see `index/candidates.py`); *full* scores every passage, as below that size. "
         "Latency is the retrieval part of `Engine.ask` for a precomputed question vector (BM25, FAISS, "
         f"fusion, ranking) over the {settings['questions']} dev questions; agreement compares the two "
         "modes' results for the same questions. Memory is the engine process's anonymous memory "

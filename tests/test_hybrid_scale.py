@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 import pytest
 
-from index import search
+from index import candidates, vector_index
 from index.fusion import Moments
 from index.search import Engine
 
@@ -53,7 +53,7 @@ def _candidates(engine: Engine, k: int) -> Engine:
 def test_candidate_mode_is_chosen_by_index_size(engine):
     assert not engine.candidate_mode  # 55 passages
     assert _candidates(engine, FEW).candidate_mode
-    assert search.CANDIDATE_MODE_ABOVE >= 20_000
+    assert candidates.CANDIDATE_MODE_ABOVE >= 20_000
 
 
 def test_few_candidates_keep_the_top_answer_and_the_decision(engine, dev):
@@ -86,7 +86,7 @@ def test_every_passage_a_candidate_gives_full_scoring(engine, dev):
 
 def test_pool_statistics_equal_brute_force(engine, dev, monkeypatch):
     """Dense moments are exact even when the sentence sample is a small part of the pool."""
-    monkeypatch.setattr(search, "SENTENCE_SAMPLE", 8)
+    monkeypatch.setattr(candidates, "SENTENCE_SAMPLE", 8)
     cand = _candidates(engine, FEW)
     vectors = engine.stored.vectors.reconstruct_n(0, engine.stored.vectors.ntotal)
     question, vector = dev[0][0], dev[1][0]
@@ -115,14 +115,14 @@ def test_moments_of_a_union_equal_those_of_the_whole():
 
 
 def test_vector_moments_read_in_chunks_are_exact(monkeypatch):
-    monkeypatch.setattr(search, "_MOMENTS_CHUNK", 300)
+    monkeypatch.setattr(candidates, "_MOMENTS_CHUNK", 300)
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(1000, 16)).astype(np.float32) + 3.0  # far from 0: cancellation
     codes = rng.integers(0, 2, len(vectors))
     index = faiss.IndexFlatIP(16)
     index.add(vectors)
     shifts = np.full((2, 16), 2.9, dtype=np.float32)  # rough means, as the engine passes
-    means, covariances = search._vector_moments(index, codes, shifts)
+    means, covariances = candidates.vector_moments(index, codes, shifts)
     for code in (0, 1):
         mine = vectors[codes == code].astype(np.float64)
         np.testing.assert_allclose(means[code], mine.mean(axis=0), atol=1e-5)
@@ -133,15 +133,15 @@ def test_vector_moments_read_in_chunks_are_exact(monkeypatch):
 def test_sentence_rows_are_found_by_binary_search():
     owner = np.array([0, 0, 0, 2, 3, 3, 6])  # passages 1, 4 and 5 have no sentences
     rows = np.array([0, 1, 2, 3, 4, 5, 6])
-    starts, counts = search._sentence_ranges(owner, rows)
+    starts, counts = candidates.sentence_ranges(owner, rows)
     for pid, start, count in zip(rows, starts, counts):
         assert list(range(start, start + count)) == np.flatnonzero(owner == pid).tolist()
-    assert search._spread(starts, counts).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert candidates.spread(starts, counts).tolist() == [0, 1, 2, 3, 4, 5, 6]
     picked = np.array([3, 0])
-    starts, counts = search._sentence_ranges(owner, picked)
-    assert search._spread(starts, counts).tolist() == [4, 5, 0, 1, 2]
+    starts, counts = candidates.sentence_ranges(owner, picked)
+    assert candidates.spread(starts, counts).tolist() == [4, 5, 0, 1, 2]
     values, counts = np.array([0.1, 0.5, 0.2, 0.3, 0.9]), np.array([2, 0, 3])
-    best = search._best_per_group(values, counts, np.full(3, -1.0))
+    best = candidates.best_per_group(values, counts, np.full(3, -1.0))
     assert best.tolist() == pytest.approx([0.5, -1.0, 0.9])
 
 
@@ -184,7 +184,7 @@ def test_language_restricted_ivf_search_probes_that_languages_lists():
     index.add(vectors)
     index.nprobe = 4
     chinese = np.arange(per_language, 2 * per_language)
-    only = search._LanguageFilter(index, chinese, search._list_of_rows(index))
+    only = vector_index.LanguageFilter(index, chinese, vector_index.list_of_rows(index))
     recall_filter, recall_faiss = [], []
     for query in vectors[:20]:  # "English" questions
         exact = set(chinese[np.argsort(-(vectors[chinese] @ query))[:10]].tolist())
