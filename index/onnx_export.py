@@ -42,10 +42,10 @@ def export_onnx(model_dir: Path) -> Path:
     from transformers.utils import logging as transformers_logging
 
     model_dir = Path(model_dir)
+    transformers_logging.disable_progress_bar()  # its per-tensor bar is noise in `model prepare`
     model = AutoModel.from_pretrained(
         str(model_dir), attn_implementation="eager", add_pooling_layer=False
     ).eval()
-    transformers_logging.disable_progress_bar()  # its per-tensor bar is noise in `model prepare`
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     # Two texts of different lengths, so the traced graph has padding and a batch axis.
     sample = tokenizer(["query: a", "passage: a longer sample text"], padding=True, return_tensors="pt")
