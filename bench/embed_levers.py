@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One-off measurement of levers for the embedding path (issue 5) -> bench/embed_levers.json.
 
-Not part of the harness yet: it compares ways of running the same model against the
+Not part of the harness: it compares ways of running the same model against the
 float32 sentence-transformers path, for a decision on which to build in. ``bench/perf.py``
 shows the JSON it writes as a section of docs/performance.md.
 
@@ -11,14 +11,10 @@ and whether the top-1 passage of each dev question over the bundled corpus stays
 (a) when only the question path changes (index kept) and (b) when passages are embedded
 by the variant too (index rebuilt).
 
-The ONNX variants need ``onnxruntime`` and ``onnx``, which are not project dependencies.
-Run it from a venv that has them on top of the project's packages:
+The ONNX variants need ``onnxruntime`` and ``onnx``, project dependencies since the ONNX
+path was built in (``index/onnx_export.py``, ``index/onnx_encoder.py``)::
 
-    python3 -m venv /tmp/levers
-    .venv/bin/python -c "import site; print(site.getsitepackages()[0])" \
-        > /tmp/levers/lib/python3.11/site-packages/project.pth
-    /tmp/levers/bin/pip install onnxruntime onnx
-    /tmp/levers/bin/python bench/embed_levers.py
+    .venv/bin/python bench/embed_levers.py
 
 Variants whose library is missing are reported as not available.
 """
