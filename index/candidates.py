@@ -40,6 +40,8 @@ CANDIDATES_PER_POOL = 150
 SENTENCE_SAMPLE = 2048
 #: Passage vectors reconstructed at a time when computing the covariances.
 _MOMENTS_CHUNK = 65_536
+#: :func:`top_positive` bounds the k-th best score from below with every this many-th score.
+_FLOOR_STRIDE = 16
 
 
 def candidates_per_pool(candidates: int | None, passages: int) -> int:
@@ -119,8 +121,30 @@ class LanguagePool:
             lexical=Moments(
                 count, bm25_mean, float(bm25 @ bm25) / count - bm25_mean**2, float(bm25.max())
             ),
-            coverage_top=float(coverage[self.ids].max()),
+            coverage_top=float(np.take(coverage, self.ids).max()),  # faster than [self.ids]
         )
+
+
+def top_positive(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest positive ``values`` (every positive one when fewer):
+    the set ``np.argpartition(-values, k - 1)[:k]`` keeps once non-positive values are
+    dropped, in any order, without partitioning a whole pool's BM25 scores per question.
+
+    The k-th best of every :data:`_FLOOR_STRIDE`-th value is at most the k-th best of all,
+    so only values from it up (a few thousand of ~500k) are partitioned. When ties at the
+    k-th value make the set ambiguous, argpartition over all values picks it, as before.
+    """
+    sample = values[::_FLOOR_STRIDE]
+    floor = np.partition(sample, len(sample) - k)[len(sample) - k] if len(sample) >= k else 0
+    above = np.flatnonzero(values >= floor) if floor > 0 else np.flatnonzero(values > 0)
+    if len(above) <= k:
+        return above
+    scores = values[above]
+    best = np.argpartition(-scores, k - 1)[:k]
+    if np.count_nonzero(scores >= scores[best].min()) > k:  # ties at the k-th value
+        best = np.argpartition(-values, k - 1)[:k]
+        return best[values[best] > 0]
+    return above[best]
 
 
 def language_pools(
@@ -159,6 +183,13 @@ def sentence_ranges(owner: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np
     are grouped by passage in passage order, so two binary searches find them."""
     starts = np.searchsorted(owner, rows, side="left")
     return starts, np.searchsorted(owner, rows, side="right") - starts
+
+
+def sentence_bounds(owner: np.ndarray, passages: int) -> np.ndarray:
+    """Where each passage's sentence rows start, and where the last one's end (``passages``
+    + 1 entries): what :func:`sentence_ranges` finds, looked up per question instead of two
+    binary searches over millions of sentence rows (~0.5 ms at a million passages)."""
+    return np.searchsorted(owner, np.arange(passages + 1), side="left")
 
 
 def spread(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -161,15 +161,20 @@ class LexicalQuery:
         return np.asarray(self.index._bm25.get_scores(self.ids.tolist()), dtype=np.float32)
 
     def coverage(self) -> np.ndarray:
-        """Per passage: the IDF-weighted share of the question's words that it contains."""
+        """Per passage: the IDF-weighted share of the question's words that it contains.
+
+        Summed with ``np.add.at`` and divided in place: the same values as ``+=`` on fancy
+        indices and ``/``, without their temporaries, which cost milliseconds per question
+        at a million passages."""
         covered = np.zeros(self.index.size)
         if self.total_idf <= 0:
             return covered
         index = self.index
         for column in self.ids:
             start, end = index._indptr[column], index._indptr[column + 1]
-            covered[index._indices[start:end]] += index.idf[column]
-        return covered / self.total_idf
+            np.add.at(covered, index._indices[start:end], index.idf[column])
+        covered /= self.total_idf
+        return covered
 
     def language_coverage(self, language: str) -> float:
         """The IDF-weighted share of the question's words found in any passage in ``language``."""

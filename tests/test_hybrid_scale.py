@@ -137,6 +137,9 @@ def test_sentence_rows_are_found_by_binary_search():
     for pid, start, count in zip(rows, starts, counts):
         assert list(range(start, start + count)) == np.flatnonzero(owner == pid).tolist()
     assert candidates.spread(starts, counts).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    bounds = candidates.sentence_bounds(owner, len(rows))
+    assert bounds[rows].tolist() == starts.tolist()
+    assert (bounds[rows + 1] - bounds[rows]).tolist() == counts.tolist()
     picked = np.array([3, 0])
     starts, counts = candidates.sentence_ranges(owner, picked)
     assert candidates.spread(starts, counts).tolist() == [4, 5, 0, 1, 2]
@@ -195,3 +198,19 @@ def test_language_restricted_ivf_search_probes_that_languages_lists():
         _, plain = index.search(query[None, :], 10, params=params)
         recall_faiss.append(len(exact & set(plain[0].tolist())) / 10)
     assert np.mean(recall_filter) >= 0.9 and np.mean(recall_faiss) <= 0.1
+
+
+@pytest.mark.parametrize("positive", [1.0, 0.5, 0.01, 0.0005])
+def test_top_positive_keeps_the_set_argpartition_keeps(positive):
+    """The same set as partitioning every value, whether few or many values are positive,
+    with ties at the k-th value (rounded scores) or without."""
+    rng = np.random.default_rng(3)
+    k = 150
+    for rounding in (None, 1, 2):
+        values = rng.gamma(2.0, 3.0, 40_000).astype(np.float32)
+        values[rng.random(len(values)) >= positive] = 0
+        if rounding is not None:
+            values = np.round(values, rounding)
+        expected = np.argpartition(-values, k - 1)[:k]
+        expected = np.sort(expected[values[expected] > 0])
+        assert np.sort(candidates.top_positive(values, k)).tolist() == expected.tolist()
