@@ -149,7 +149,7 @@ def top_positive(values: np.ndarray, k: int) -> np.ndarray:
 
 def language_pools(
     stored: StoredIndex, ids_by_language: dict[str, np.ndarray], languages: np.ndarray,
-    sentence_owner: np.ndarray,
+    sentence_bounds: np.ndarray,
 ) -> dict[str, LanguagePool]:
     """What candidate mode keeps per language: vector moments and a sentence sample."""
     index = stored.vectors
@@ -166,7 +166,7 @@ def language_pools(
     means, covariances = vector_moments(index, codes, shifts)
     pools = {}
     for code, lang in enumerate(names):
-        starts, counts = sentence_ranges(sentence_owner, samples[code])
+        starts, counts = sentence_rows(sentence_bounds, samples[code])
         pools[lang] = LanguagePool(
             ids=ids_by_language[lang],
             mean=means[code],
@@ -178,18 +178,19 @@ def language_pools(
     return pools
 
 
-def sentence_ranges(owner: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(first sentence row, number of sentences) of each passage in ``rows``: sentence rows
-    are grouped by passage in passage order, so two binary searches find them."""
-    starts = np.searchsorted(owner, rows, side="left")
-    return starts, np.searchsorted(owner, rows, side="right") - starts
-
-
 def sentence_bounds(owner: np.ndarray, passages: int) -> np.ndarray:
     """Where each passage's sentence rows start, and where the last one's end (``passages``
-    + 1 entries): what :func:`sentence_ranges` finds, looked up per question instead of two
-    binary searches over millions of sentence rows (~0.5 ms at a million passages)."""
+    + 1 entries), from ``owner``, each sentence row's passage (grouped in passage order).
+    Computed once per engine: per question, looking rows up here instead of two binary
+    searches over millions of sentence rows saved ~0.5 ms at a million passages."""
     return np.searchsorted(owner, np.arange(passages + 1), side="left")
+
+
+def sentence_rows(bounds: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first sentence row, number of sentences) of each passage in ``rows``, from
+    :func:`sentence_bounds`."""
+    starts = bounds[rows]
+    return starts, bounds[rows + 1] - starts
 
 
 def spread(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from index.candidates import (
     candidates_per_pool,
     language_pools,
     sentence_bounds,
+    sentence_rows,
     spread,
     top_positive,
 )
@@ -117,16 +118,14 @@ class Engine:
         self._languages = np.array([p.language for p in stored.passages])
         spans = stored.sentence_spans
         owner = spans[:, 0] if len(stored.sentence_vectors) else spans[:0, 0]
-        self._sentence_owner = np.ascontiguousarray(owner)  # sorted: rows grouped by passage
+        #: Passage p's sentence rows are bounds[p]:bounds[p + 1] (rows are grouped by passage).
+        self._sentence_bounds = sentence_bounds(owner, len(stored.passages))
         self._dedup_keys = np.array([_dedup_key(p.text) for p in stored.passages], dtype=np.uint64)
         hybrid = retriever == "hybrid"
         self._candidates = candidates_per_pool(candidates, len(stored.passages)) if hybrid else 0
         self._vectors = _all_vectors(stored.vectors) if hybrid and not self._candidates else None
-        self._sentence_bounds = (
-            sentence_bounds(self._sentence_owner, len(stored.passages)) if self._candidates else None
-        )
         self._pools = (
-            language_pools(stored, self._ids_by_language, self._languages, self._sentence_owner)
+            language_pools(stored, self._ids_by_language, self._languages, self._sentence_bounds)
             if self._candidates
             else {}
         )
@@ -252,12 +251,9 @@ class Engine:
 
     def _fuse_all(self, question, vector, lexical: LexicalQuery, language: str | None) -> Fused:
         dense = self._vectors @ vector
-        sentence = dense.copy()
-        if len(self._sentence_owner):
-            best = np.full(len(dense), -np.inf, dtype=np.float32)
-            np.maximum.at(best, self._sentence_owner, self.stored.sentence_vectors @ vector)
-            sentence = np.where(np.isfinite(best), best, dense)
-        languages = sorted(set(self._languages.tolist()))
+        counts = np.diff(self._sentence_bounds)
+        sentence = best_per_group(self.stored.sentence_vectors @ vector, counts, dense)
+        languages = sorted(self._ids_by_language)
         signals = Signals(
             dense=dense,
             sentence=sentence,
@@ -336,8 +332,7 @@ class Engine:
     ) -> np.ndarray:
         """Best sentence cosine of each of ``rows`` (its ``dense`` when it has no sentences),
         reading only their sentence vectors."""
-        starts = self._sentence_bounds[rows]
-        counts = self._sentence_bounds[rows + 1] - starts
+        starts, counts = sentence_rows(self._sentence_bounds, rows)
         similarities = self.stored.sentence_vectors[spread(starts, counts)] @ vector
         return best_per_group(similarities, counts, dense)
 
@@ -370,7 +365,7 @@ class Engine:
     ) -> tuple[int, int] | None:
         """The sentence of passage ``pid`` that best answers the question (see index.highlight)."""
         text = self.stored.passages[pid].text
-        start, end = np.searchsorted(self._sentence_owner, [pid, pid + 1])
+        start, end = self._sentence_bounds[pid], self._sentence_bounds[pid + 1]
         if end > start:
             spans = [tuple(x) for x in self.stored.sentence_spans[start:end, 1:]]
             similarities = self.stored.sentence_vectors[start:end] @ query
