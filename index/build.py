@@ -11,6 +11,7 @@ from pathlib import Path
 
 from corpus import load_corpus
 from corpus.records import Passage
+from index.calibration import null_statistics
 from index.embed import Embedder, Progress
 from index.embedding_cache import embed_with_cache
 from index.store import build_lock, index_size_bytes, passage_sentences, write_index
@@ -83,6 +84,7 @@ def build_index(
         folder = write_index(
             settings.index_dir, vectors, corpus.passages, corpus.documents, manifest,
             sentence_vectors=sentence_vectors,
+            calibrate=lambda stored: null_statistics(embedder, stored).to_dict(),
         )
     return BuildReport(
         documents=len(corpus.documents),

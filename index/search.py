@@ -42,7 +42,7 @@ from index.candidates import (
     spread,
     top_positive,
 )
-from index.fusion import Fused, Signals, fuse, fuse_candidates
+from index.fusion import Fused, NullStatistics, Signals, fuse, summarise
 from index.highlight import best_sentence, sentence_spans
 from index.lexical import LexicalQuery, sentence_overlap
 from index.store import StoredIndex, load_index, rebuild_hint
@@ -56,9 +56,14 @@ SAME_MODEL_MIN_COSINE = 0.99
 
 #: The "no good match" threshold on the top hit's score when QABOT_MIN_SCORE is not set.
 #: dense: cosine similarity (e5 scores are compressed: ~0.8 to 0.95). lexical: any word
-#: in common. hybrid: the calibrated P(answerable) x P(pool) of the top hit, chosen on the
-#: dev set (bench/calibrate.py).
-DEFAULT_MIN_SCORE = {"dense": 0.80, "lexical": 1e-6, "hybrid": 0.45}
+#: in common. hybrid: the confidence, σ(evidence − threshold) measured against this
+#: index's own null (see index.fusion): 0.5 is where the fitted threshold lies.
+DEFAULT_MIN_SCORE = {"dense": 0.80, "lexical": 1e-6, "hybrid": 0.5}
+#: A declined question names the articles of its best passages when its confidence is at
+#: least this (evidence ≥ 0.9 null spreads above the mean of unrelated questions, which
+#: about one in five of them reach): below, nothing in the articles stands out, and naming
+#: articles would mislead.
+NEAREST_MIN_CONFIDENCE = 0.2
 
 
 
@@ -85,6 +90,11 @@ class Answer:
     question: str
     answered: bool
     hits: list[Hit]
+    #: The top hit's score, what the decision compared with the threshold (hybrid: the
+    #: calibrated confidence in [0, 1]).
+    confidence: float = 0.0
+    #: On a decline: the articles of the best passages, when some stand out at all.
+    nearest: list[Document] = dataclasses.field(default_factory=list)
 
 
 class Engine:
@@ -98,10 +108,12 @@ class Engine:
         retriever: str = "hybrid",
         *,
         candidates: int | None = None,
+        null: NullStatistics | None = None,
     ) -> None:
         """``candidates``: the hybrid's candidates per pool; None chooses by index size (see
         :data:`index.candidates.CANDIDATE_MODE_ABOVE`), 0 scores every passage. Tests and benchmarks force
-        either mode with it."""
+        either mode with it. ``null``: what unrelated questions get on this index; None
+        reads it from the index's manifest (the build computes it; see index.calibration)."""
         _check_same_model(embedder, stored)
         if retriever not in RETRIEVERS:
             raise QabotError(f"Unknown retriever {retriever!r}: use one of {', '.join(RETRIEVERS)}.")
@@ -109,6 +121,7 @@ class Engine:
         self.stored = stored
         self.retriever = retriever
         self.min_score = DEFAULT_MIN_SCORE[retriever] if min_score is None else min_score
+        self.null = null if null is not None else _null_statistics(stored)
         self._ids_by_language = _ids_by_language(stored.passages)
         lists = list_of_rows(stored.vectors)
         self._filters = {
@@ -170,11 +183,23 @@ class Engine:
         lexical = self.stored.lexical.query(question)
         hits = self._search(question, query, lexical, top_k, language)
         answered = self.is_good_match(hits)
+        confidence = hits[0].score if hits else 0.0
         if answered:
             hits[0] = dataclasses.replace(
                 hits[0], highlight=self._highlight(hits[0].row, query, lexical)
             )
-        return Answer(question=question, answered=answered, hits=hits)
+            return Answer(question, True, hits, confidence)
+        return Answer(question, False, hits, confidence, self._nearest_documents(hits))
+
+    def _nearest_documents(self, hits: list[Hit], count: int = 3) -> list[Document]:
+        """The distinct articles of the best hits of a declined question (see
+        :data:`NEAREST_MIN_CONFIDENCE`); only the hybrid's scores are calibrated for it."""
+        if self.retriever != "hybrid" or not hits or hits[0].score < NEAREST_MIN_CONFIDENCE:
+            return []
+        documents: dict[str, Document] = {}
+        for hit in hits:
+            documents.setdefault(hit.document.doc_id, hit.document)
+        return list(documents.values())[:count]
 
     def search(
         self,
@@ -253,7 +278,7 @@ class Engine:
         dense = self._vectors @ vector
         counts = np.diff(self._sentence_bounds)
         sentence = best_per_group(self.stored.sentence_vectors @ vector, counts, dense)
-        languages = sorted(self._ids_by_language)
+        languages = [lang for lang in sorted(self._ids_by_language) if language in (None, lang)]
         signals = Signals(
             dense=dense,
             sentence=sentence,
@@ -261,8 +286,8 @@ class Engine:
             coverage=lexical.coverage(),
             language_coverage={lang: lexical.language_coverage(lang) for lang in languages},
         )
-        allowed = self._languages == language if language else None
-        return fuse(signals, self._languages, detect_language(question), allowed)
+        pools = {lang: summarise(signals, self._languages == lang) for lang in languages}
+        return fuse(signals, self._languages, detect_language(question), pools, self.null)
 
     def _fuse_candidates(
         self, question: str, vector: np.ndarray, lexical: LexicalQuery, language: str | None
@@ -299,7 +324,7 @@ class Engine:
             coverage=coverage[rows],
             language_coverage={lang: lexical.language_coverage(lang) for lang in pools},
         )
-        return rows, fuse_candidates(signals, languages, detect_language(question), summaries)
+        return rows, fuse(signals, languages, detect_language(question), summaries, self.null)
 
     def _language_candidates(
         self, language: str, pool: LanguagePool, vector: np.ndarray, pool_bm25: np.ndarray
@@ -406,6 +431,17 @@ def _ids_by_language(passages: list[Passage]) -> dict[str, np.ndarray]:
     for pid, passage in enumerate(passages):
         by_language.setdefault(passage.language, []).append(pid)
     return {lang: np.array(ids, dtype=np.int64) for lang, ids in by_language.items()}
+
+
+def _null_statistics(stored: StoredIndex) -> NullStatistics:
+    """The null statistics the build stored in the manifest (see index.calibration)."""
+    try:
+        return NullStatistics.from_dict(stored.manifest["calibration"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IndexNotReady(
+            f"The index in {stored.index_dir} has no usable calibration ({exc!r}). "
+            f"{rebuild_hint(stored.index_dir)}"
+        ) from exc
 
 
 def _check_same_model(embedder: Embedder, stored: StoredIndex) -> None:

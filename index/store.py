@@ -26,7 +26,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +41,9 @@ from index.vector_index import build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
 from qabot.files import file_sha256
 
-#: 2: sentence vectors and the lexical (BM25) index were added.
-FORMAT_VERSION = 2
+#: 2: sentence vectors and the lexical (BM25) index were added. 3: the manifest holds the
+#: index's null statistics (``calibration``, see index.calibration).
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -88,6 +89,12 @@ def load_index(index_dir: Path) -> StoredIndex:
                 f"The index in {index_dir} is corrupt: {name} is missing or does not match "
                 f"its checksum. {rebuild_hint(index_dir)}"
             )
+    return _read_generation(index_dir, generation, manifest)
+
+
+def _read_generation(index_dir: Path, generation: str, manifest: dict) -> StoredIndex:
+    """The data files of one generation folder, checked for consistency with ``manifest``."""
+    folder = index_dir / generation
     try:
         vectors = faiss.read_index(str(folder / VECTORS))
         passages = [Passage(**json.loads(line)) for line in _lines(folder / PASSAGES)]
@@ -161,11 +168,14 @@ def write_index(
     documents: list[Document],
     manifest: dict,
     sentence_vectors: np.ndarray | None = None,
+    calibrate: Callable[[StoredIndex], dict] | None = None,
 ) -> Path:
     """Write a complete new generation, then make it the active one. Returns its folder.
 
     ``sentence_vectors`` holds one vector per row of :func:`passage_sentences`; without
     them the index still works, with passage vectors only (and a slower highlight).
+    ``calibrate`` reads the new generation before it is active; what it returns is stored
+    in the manifest as ``calibration`` (see index.calibration).
     """
     index_dir.mkdir(parents=True, exist_ok=True)
     generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
@@ -196,6 +206,8 @@ def write_index(
         "passages": len(passages),
         "files": {name: file_sha256(folder / name) for name in DATA_FILES},
     }
+    if calibrate is not None:
+        manifest["calibration"] = calibrate(_read_generation(index_dir, generation, manifest))
     for name in DATA_FILES:
         _fsync(folder / name)
     _write_durably(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))

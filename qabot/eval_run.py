@@ -35,7 +35,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise QabotError(f"No questions to evaluate in {args.questions}.")
     if not args.index:
         settings = dataclasses.replace(settings, index_dir=eval_index_dir(settings))
-    engine = _engine_over(settings)
+    engine = engine_over(settings)
     if engine.retriever == "lexical":
         vectors = [None] * len(questions)
     else:
@@ -101,7 +101,7 @@ def _row(label: str, row: dict) -> str:
     return f"| {label} | {row['n']} | {values} |"
 
 
-def _engine_over(settings: Settings) -> Engine:
+def engine_over(settings: Settings) -> Engine:
     """An engine over an index of ``settings.corpus_dir``, building it if missing or stale."""
     embedder = None
     try:

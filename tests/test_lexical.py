@@ -7,7 +7,7 @@ import pytest
 
 from corpus.records import Document, Passage
 from index import fusion
-from index.fusion import Logistic, Signals, fuse, lexical_guard, pool_scores, zscore
+from index.fusion import Logistic, NullStatistics, Signals, fuse, lexical_guard, summarise
 from index.highlight import best_sentence, sentence_spans
 from index.lexical import LexicalIndex, tokenize
 from index.store import DATA_FILES, load_index, write_index
@@ -55,11 +55,6 @@ def test_lexical_index_round_trips_with_the_generation_and_is_checksummed(tmp_pa
         load_index(tmp_path)
 
 
-def test_zscore_of_constant_values_is_zero():
-    assert zscore(np.zeros(4)).tolist() == [0, 0, 0, 0]
-    assert zscore(np.array([1.0, 3.0])).tolist() == [-1.0, 1.0]
-
-
 def test_lexical_guard_scales_with_the_share_of_words_present():
     assert lexical_guard(0.0) == 0.0
     assert lexical_guard(fusion.GUARD_FULL_COVERAGE / 2) == pytest.approx(0.5)
@@ -77,29 +72,68 @@ def _signals(dense, lexical, coverage=None, language_coverage=None):
     )
 
 
-def test_lexical_noise_does_not_reorder_a_pool_the_question_shares_no_words_with():
-    # One shared token in the third passage: with no coverage the dense order stands.
-    signals = _signals([0.80, 0.79, 0.78, 0.77, 0.76, 0.75], [0, 0, 2.5, 0, 0, 0])
-    members = np.ones(6, dtype=bool)
-    assert np.argmax(pool_scores(signals, members, language_coverage=0.0)) == 0
-    assert np.argmax(pool_scores(signals, members, language_coverage=1.0)) == 2
+def _pools(signals, languages, only=None):
+    return {
+        lang: summarise(signals, languages == lang)
+        for lang in sorted(set(languages.tolist()))
+        if only in (None, lang)
+    }
 
 
-def test_pools_are_ranked_separately_and_the_stronger_pool_leads():
+#: A null as unrelated questions give it: best cosine 0.78 ± 0.02 in the question's language,
+#: 0.73 ± 0.02 across; best word coverage 0.1 ± 0.1 in the question's language.
+NULL = NullStatistics.from_dict({"pairs": {
+    "en>en": {"dense_top": [0.78, 0.02], "sentence_top": [0.78, 0.02], "coverage_top": [0.1, 0.1]},
+    "en>zh": {"dense_top": [0.73, 0.02], "sentence_top": [0.73, 0.02], "coverage_top": [0.0, 0.0]},
+}})
+
+
+def test_bm25_counts_in_the_question_language_only():
+    # A rare shared token in the third passage of each pool: it reorders the English pool
+    # (the question's language, its words present) but never the Chinese one.
+    languages = np.array(["en"] * 6 + ["zh"] * 6)
+    dense = [0.80, 0.79, 0.78, 0.77, 0.76, 0.75]
+    bm25 = [0, 0, 5.0, 0, 0, 0]
+    signals = _signals(dense + [d - 0.05 for d in dense], bm25 + bm25,
+                       language_coverage={"en": 1.0, "zh": 1.0})
+    fused = fuse(signals, languages, "en", _pools(signals, languages), NULL)
+    assert np.argmax(fused.scores[:6]) == 2
+    assert np.argmax(fused.scores[6:]) == 0
+
+
+def test_evidence_is_measured_against_the_index_null():
     languages = np.array(["en", "en", "zh", "zh"])
-    # Clear same-language match: big dense gap over the other pool, words covered.
-    strong = _signals([0.92, 0.80, 0.79, 0.78], [9.0, 1.0, 0, 0], [0.9, 0.2, 0, 0],
+    # The best English passage stands 7 spreads above the null, words covered: answered.
+    strong = _signals([0.92, 0.80, 0.74, 0.73], [9.0, 1.0, 0, 0], [0.9, 0.2, 0, 0],
                       {"en": 0.9, "zh": 0.0})
-    fused = fuse(strong, languages, "en")
-    assert np.argmax(fused.scores) == 0 and fused.p_other < 0.2
-    # Weak same-language match, words absent: the best Chinese passage is put first.
-    weak = _signals([0.84, 0.835, 0.80, 0.76], [0.5, 0.4, 0, 0], [0.1, 0.1, 0, 0],
-                    {"en": 0.2, "zh": 0.0})
-    fused = fuse(weak, languages, "en")
-    assert np.argmax(fused.scores) == 2 and fused.p_other > 0.5
+    fused = fuse(strong, languages, "en", _pools(strong, languages), NULL)
+    assert np.argmax(fused.scores) == 0 and fused.p_other < 0.2 and fused.confidence > 0.9
+    # The same cosines, but unrelated questions reach them too on this index: declined.
+    busy = NullStatistics.from_dict({"pairs": {
+        pair: {"dense_top": [0.91, 0.02], "sentence_top": [0.91, 0.02], "coverage_top": [0.9, 0.1]}
+        for pair, stats in NULL.to_dict()["pairs"].items()
+    }})
+    assert fuse(strong, languages, "en", _pools(strong, languages), busy).confidence < 0.5
+
+
+def test_a_clear_match_only_in_the_other_language_is_put_first():
+    languages = np.array(["en", "en", "zh", "zh"])
+    # English passages no better than the null, words absent; a Chinese passage far above it.
+    signals = _signals([0.79, 0.78, 0.82, 0.74], [0.5, 0.4, 0, 0], [0.05, 0.05, 0, 0],
+                       {"en": 0.2, "zh": 0.0})
+    fused = fuse(signals, languages, "en", _pools(signals, languages), NULL)
+    assert np.argmax(fused.scores) == 2 and fused.p_other > 0.5 and fused.confidence > 0.5
     # A language filter leaves one pool: no decision, the filter is obeyed.
-    only_zh = fuse(weak, languages, "en", allowed=languages == "zh")
+    only_zh = fuse(signals, languages, "en", _pools(signals, languages, "zh"), NULL)
     assert np.isinf(only_zh.scores[:2]).all() and only_zh.p_other == 1.0
+
+
+def test_the_top_hit_score_is_the_confidence():
+    languages = np.array(["en", "en", "zh", "zh"])
+    signals = _signals([0.86, 0.80, 0.76, 0.73], [3.0, 1.0, 0, 0], [0.5, 0.2, 0, 0],
+                       {"en": 0.6, "zh": 0.0})
+    fused = fuse(signals, languages, "en", _pools(signals, languages), NULL)
+    assert fused.scores.max() == pytest.approx(fused.confidence)
 
 
 def test_logistic_imputes_missing_features_with_the_training_mean():
