@@ -17,7 +17,7 @@ from telegram.ext import ContextTypes
 
 from bot.i18n import Lang, choose_language, plain, text
 from bot.paging import Results, keyboard, parse_callback
-from bot.render import PAGE_SIZE, page_count, render_page, render_sources
+from bot.render import PAGE_SIZE, page_count, render_decline, render_page, render_sources
 from bot.state import state_of
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     generation = state.generation
     result = await state.ask(question, TOP_K)
     if not result.answered:
-        await message.reply_html(text("no_match", lang))
+        await message.reply_html(render_decline(result.nearest, lang))
         return
     hits = tuple(result.hits)
     markup = None

@@ -63,11 +63,12 @@ _STRINGS: dict[str, dict[Lang, str]] = {
     },
     "no_match": {
         "en": (
-            "I couldn't find a good answer to that in the articles. Try other words, or "
-            "see /sources for what they cover."
+            "The articles don't cover this: nothing in them answers it well enough. Try "
+            "other words, or see /sources for what they cover."
         ),
-        "zh": "在文章中没有找到合适的答案。请换个说法，或发送 /sources 查看文章涵盖的内容。",
+        "zh": "文章里没有涉及这个问题，找不到足够可靠的答案。请换个说法，或发送 /sources 查看文章涵盖的内容。",
     },
+    "nearest": {"en": "Closest articles:", "zh": "最接近的文章："},
     "other_results": {"en": "Other results", "zh": "其他结果"},
     "page_header": {
         "en": "Results {first}–{last} of {total}",

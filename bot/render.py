@@ -44,6 +44,15 @@ def render_page(hits: Sequence[Hit], page: int, lang: Lang) -> str:
     return message
 
 
+def render_decline(nearest: Sequence[Document], lang: Lang) -> str:
+    """A decline: that the articles don't cover it, and the closest articles if any."""
+    message = text("no_match", lang)
+    if nearest:
+        titles = "\n".join(f"• {_title(document, 120)}" for document in nearest)
+        message += f"\n\n{text('nearest', lang)}\n{titles}"
+    return message
+
+
 def page_count(hits: Sequence[Hit]) -> int:
     return max(1, -(-len(hits) // PAGE_SIZE))
 

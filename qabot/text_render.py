@@ -11,20 +11,32 @@ BOLD, RESET = "\033[1m", "\033[0m"
 def answer_json(answer: Answer) -> dict:
     """The ``ask --json`` object. A decline lists no passages: weak matches are not answers."""
     hits = answer.hits if answer.answered else []
-    return {
+    result = {
         "question": answer.question,
         "answered": answer.answered,
+        "confidence": round(answer.confidence, 4),
         "passages": [_hit_json(hit) for hit in hits],
     }
+    if not answer.answered:
+        result["nearest"] = [
+            {key: getattr(doc, key) for key in ("doc_id", "title", "publisher", "date", "url")}
+            for doc in answer.nearest
+        ]
+    return result
 
 
 def answer_text(answer: Answer, *, color: bool = False) -> str:
     """A readable answer: each passage, the best sentence marked, and its citation."""
     if not answer.answered:
-        return (
-            "No good match in the articles for this question. "
+        message = (
+            "The articles don't cover this: nothing in them answers it well enough. "
             "Try other words, or see `qabot sources` for what the articles cover."
         )
+        if answer.nearest:
+            message += "\nClosest articles:\n" + "\n".join(
+                f"- {doc.title or doc.doc_id}" for doc in answer.nearest
+            )
+        return message
     blocks = []
     for rank, hit in enumerate(answer.hits, 1):
         blocks.append(

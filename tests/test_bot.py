@@ -25,7 +25,7 @@ from bot.handlers import MAX_QUESTION
 from bot.logs import MASK, RedactToken
 from bot.network import RetryingRateLimiter
 from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
-from bot.render import render_page, render_sources, shorten, visible_length
+from bot.render import render_decline, render_page, render_sources, shorten, visible_length
 from corpus.records import Document, Passage
 from index.search import Answer, Hit
 from qabot.errors import QabotError
@@ -108,6 +108,19 @@ def test_every_string_is_valid_telegram_html(key, lang):
 
 
 # -- shortening and rendering ------------------------------------------------------------
+
+
+def test_a_decline_names_the_closest_articles_escaped_and_linked():
+    nearest = [
+        Document("a", "Steel <&> growth", url="https://example.com/a?x=1&y=2"),
+        Document("b", "钢铁产业"),
+    ]
+    message = render_decline(nearest, "en")
+    plain, _ = parse_html(message)
+    assert plain.startswith("The articles don't cover this") and "Closest articles:" in plain
+    assert "• Steel <&> growth" in plain and "• 钢铁产业" in plain
+    assert 'href="https://example.com/a?x=1&amp;y=2"' in message
+    assert "Closest" not in render_decline([], "en") and "最接近" in render_decline(nearest, "zh")
 
 
 def test_short_text_is_left_alone():

@@ -138,13 +138,20 @@ async def test_no_match_says_so_and_suggests_sources(telegram, qabot):
     [english] = await telegram.replies(7)
     [chinese] = await telegram.replies(8)
     assert (
-        english["text"].startswith("I couldn't find a good answer")
+        english["text"].startswith("The articles don't cover this")
         and "/sources" in english["text"]
     )
-    assert (
-        chinese["text"].startswith("在文章中没有找到合适的答案") and "/sources" in chinese["text"]
-    )
+    assert chinese["text"].startswith("文章里没有涉及这个问题") and "/sources" in chinese["text"]
     assert "reply_markup" not in english
+    assert "Closest articles" not in english["text"]  # nothing stands out for an omelette
+
+
+@pytest.mark.asyncio
+async def test_a_near_miss_decline_names_the_closest_articles(telegram, qabot):
+    telegram.send(telegram.user(9, "zh"), "重庆的平均工资是多少？")
+    [reply] = await telegram.replies(9)
+    assert reply["text"].startswith("文章里没有涉及这个问题") and "最接近的文章：" in reply["text"]
+    assert reply["text"].count("• ") >= 2
 
 
 @pytest.mark.asyncio

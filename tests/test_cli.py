@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from index.search import NEAREST_MIN_CONFIDENCE
 from qabot.cli import main
 
 pytestmark = pytest.mark.slow
@@ -63,14 +64,26 @@ def test_ask_json_is_one_object_with_cited_passages(cli_env, capsys):
     assert len(set(texts)) == len(texts), "the same text is never returned twice"
     scores = [p["score"] for p in answer["passages"]]
     assert scores == sorted(scores, reverse=True)
+    assert answer["confidence"] == best["score"] >= 0.5  # the decision's input, shown
 
 
 def test_ask_json_declines_off_topic_question(cli_env, capsys):
     code, out, _ = _run(capsys, "ask", "How do I cook spaghetti carbonara?", "--json")
     assert code == 0
-    assert json.loads(out) == {
-        "question": "How do I cook spaghetti carbonara?", "answered": False, "passages": []
+    answer = json.loads(out)
+    assert answer["confidence"] < NEAREST_MIN_CONFIDENCE
+    assert answer == {
+        "question": "How do I cook spaghetti carbonara?", "answered": False,
+        "confidence": answer["confidence"], "passages": [], "nearest": [],
     }
+
+
+def test_ask_json_names_the_nearest_articles_of_a_near_miss(cli_env, capsys):
+    code, out, _ = _run(capsys, "ask", "重庆的平均工资是多少？", "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["answered"] is False and answer["passages"] == []
+    assert NEAREST_MIN_CONFIDENCE <= answer["confidence"] < 0.5
+    assert len(answer["nearest"]) >= 2 and all(n["title"] and n["doc_id"] for n in answer["nearest"])
 
 
 def test_sources_lists_the_bundled_articles(cli_env, capsys):
