@@ -128,6 +128,19 @@ def test_a_clear_match_only_in_the_other_language_is_put_first():
     assert np.isinf(only_zh.scores[:2]).all() and only_zh.p_other == 1.0
 
 
+def test_a_one_language_index_gives_cross_language_evidence_more_credit():
+    # A Chinese-only index asked in English: the answer can only be across languages.
+    languages = np.array(["zh", "zh", "zh"])
+    signals = _signals([0.78, 0.74, 0.73], [0, 0, 0], language_coverage={"zh": 0.0})
+    pools = _pools(signals, languages)
+    decision = fusion.DECISION
+    alone = fuse(signals, languages, "en", pools, NULL).features["evidence"]["zh"]
+    z = (0.78 - 0.73) / 0.02
+    assert alone == pytest.approx(z + decision.lone_cross_offset)
+    mixed = fusion.pool_evidence(pools["zh"], "en", "zh", NULL, decision, own_pool=True)
+    assert mixed == pytest.approx(z + decision.cross_offset) and alone > mixed
+
+
 def test_the_top_hit_score_is_the_confidence():
     languages = np.array(["en", "en", "zh", "zh"])
     signals = _signals([0.86, 0.80, 0.76, 0.73], [3.0, 1.0, 0, 0], [0.5, 0.2, 0, 0],

@@ -6,11 +6,12 @@ prints the same numbers), bundled corpus:
 | kind | n | hit@1 | hit@3 |
 |---|---:|---:|---:|
 | mono en | 27 | 0.852 | 0.963 |
-| mono zh | 31 | 0.903 | 1.000 |
-| cross (en→zh 18, zh→en 16) | 34 | 0.500 | 0.794 |
+| mono zh | 31 | 0.935 | 1.000 |
+| cross (en→zh 18, zh→en 16) | 34 | 0.500 | 0.735 |
 
 Decisions, measured against each index's own null (index.calibration): bundled corpus,
-answerable answered 0.946, off-topic declined: far 0.948, near-domain 0.409; the small
+answerable answered 0.946 (mono 1.000, cross 0.853), off-topic declined: far 0.948,
+near-domain 0.409; the small
 corpus's answerable answered 0.944; other corpora's questions declined: CMRC's on the
 bundled corpus 0.971, the bundled dev questions on the small corpus 0.913. Each floor
 sits 0.05-0.1 under its measurement: a few questions of slack, not more.
@@ -34,7 +35,7 @@ DATA = Path(__file__).resolve().parent / "data"
 FLOORS = {  # kind: (hit@1, hit@3)
     "mono-en": (0.77, 0.88),
     "mono-zh": (0.82, 0.93),
-    "cross": (0.42, 0.70),
+    "cross": (0.42, 0.65),
 }
 MIN_ANSWERED = 0.88  # answerable questions answered (not declined)
 MIN_DECLINED = {"far": 0.88, "near": 0.30}  # off-topic questions declined, by kind
