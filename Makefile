@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup model index bench perf clean
+.PHONY: run test setup model index bench bench-xquad perf clean
 
 run: index
 	@if [ -n "$$TELEGRAM_BOT_TOKEN" ]; then $(BIN)/qabot run; else \
@@ -32,6 +32,9 @@ index: model
 	$(BIN)/qabot index build --if-missing
 
 bench: setup
+	$(BIN)/python bench/corpora.py
+
+bench-xquad: setup
 	$(BIN)/python bench/xquad.py
 
 perf: setup

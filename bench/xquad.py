@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""XQuAD en+zh through ``qabot eval``: four settings x three retrievers -> docs/benchmarks.md.
+"""XQuAD en+zh through ``qabot eval``: four settings x three retrievers -> docs/benchmarks-xquad.md.
 
-    python bench/xquad.py [--xquad ../shared/bench/xquad] [--out docs/benchmarks.md]
+    python bench/xquad.py [--xquad ../shared/bench/xquad] [--out docs/benchmarks-xquad.md]
                           [--retrievers dense,lexical,hybrid] [--timing-repeats 5]
 
 For each retriever (dense, lexical, hybrid) and each setting of the benchmark's README
@@ -72,7 +72,7 @@ BASELINES_EXACT = {
     },
 }
 
-#: What the numbers mean, written after the run that produced docs/benchmarks.md.
+#: What the numbers mean, written after the run that produced docs/benchmarks-xquad.md.
 NOTES = """\
 **Embedding path.** This run embeds with ONNX Runtime (`QABOT_EMBED_BACKEND=auto`, the
 default since issue 5); the earlier run, on sentence-transformers with torch, gave hybrid
@@ -145,13 +145,13 @@ def timing(repeats: int) -> dict:
     """Per-question cost of the lexical side + fusion vs dense-only on the bundled corpus."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from index.search import Engine
-    from qabot.eval_run import _engine_over
+    from qabot.eval_run import engine_over
     from qabot.settings import Settings
 
     settings = dataclasses.replace(
         Settings.from_env(), index_dir=REPO / "data" / "bench-index" / "bundled", retriever="hybrid"
     )
-    hybrid = _engine_over(settings)
+    hybrid = engine_over(settings)
     dense = Engine(hybrid.embedder, hybrid.stored, None, "dense")
     lexical = Engine(hybrid.embedder, hybrid.stored, None, "lexical")
     questions = [
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--xquad", type=Path, default=REPO.parent / "shared" / "bench" / "xquad")
     parser.add_argument("--index", type=Path, default=REPO / "data" / "bench-index" / "xquad")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks-xquad.md")
     parser.add_argument("--retrievers", default="dense,lexical,hybrid")
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--timing-repeats", type=int, default=5, help="0 skips the timing")
