@@ -91,7 +91,7 @@ import numpy as np
 
 WORK = ROOT / "data" / "hybrid-scale"
 XQUAD_CORPUS = ROOT.parent / "shared" / "bench" / "xquad" / "corpus"
-DEV = [ROOT / "tests" / "data" / "dev_questions.jsonl", ROOT / "tests" / "data" / "dev_offtopic.jsonl"]
+DEV = [ROOT / "tests" / "data" / name for name in ("dev_questions.jsonl", "dev_offtopic.jsonl", "offtopic_more.jsonl")]
 OUT = ROOT / "bench" / "hybrid_scale.json"
 FULL_SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (20_000, 100_000)
@@ -104,7 +104,7 @@ LARGE = 200_000
 #: The fewest real sentences joined into one synthetic passage (fewer makes duplicates).
 MIN_SENTENCES = 3
 #: Bump when the synthetic data changes, so cached indexes are rebuilt.
-DATA_VERSION = 3
+DATA_VERSION = 4
 
 
 def log(message: str) -> None:
@@ -124,6 +124,7 @@ class Real:
     spans: np.ndarray  # (passage row, start, end) per sentence, grouped by passage
     sentence_vectors: np.ndarray
     model: dict  # the manifest's "model" entry
+    reference: dict  # reference question -> its embedding (see index.calibration)
 
     @property
     def languages(self) -> np.ndarray:
@@ -136,6 +137,7 @@ class Real:
 
 def real_material(embedder, settings) -> Real:
     """Both real corpora indexed with this model (built into data/hybrid-scale once)."""
+    from index.calibration import reference_questions
     from index.store import load_index
 
     parts = []
@@ -150,6 +152,7 @@ def real_material(embedder, settings) -> Real:
             build_index(dataclasses.replace(settings, corpus_dir=corpus, index_dir=folder), embedder=embedder)
             stored = load_index(folder)
         parts.append(stored)
+    reference = reference_questions()
     offset, spans = 0, []
     for stored in parts:
         spans.append(stored.sentence_spans + np.array([offset, 0, 0]))
@@ -161,6 +164,7 @@ def real_material(embedder, settings) -> Real:
         spans=np.vstack(spans),
         sentence_vectors=np.vstack([np.asarray(s.sentence_vectors) for s in parts]),
         model=parts[0].manifest["model"],
+        reference=dict(zip(reference, embedder.embed_queries(reference))),
     )
 
 
@@ -206,9 +210,12 @@ def ensure_index(real: Real, n: int, beta: dict[str, float], folder: Path) -> di
 
 
 def write_synthetic(real: Real, n: int, beta: dict[str, float], folder: Path) -> dict:
-    """Generate ``n`` passages (the real ones first) and write them with write_index."""
+    """Generate ``n`` passages (the real ones first) and write them with write_index,
+    calibrated as a build calibrates (index.calibration), with the recorded reference
+    question embeddings."""
     from corpus.records import Document, Passage
     from index import lexical, store
+    from index.calibration import null_statistics
     from index.store import index_size_bytes, write_index
 
     try:
@@ -246,8 +253,11 @@ def write_synthetic(real: Real, n: int, beta: dict[str, float], folder: Path) ->
     lexical.tokenize = lambda text: by_text.get(text) or original_tokenize(text)
     store.passage_sentences = lambda _passages: all_spans
     try:
+        model = RecordedModel(real.model["id"], real.model["fingerprint"],
+                              np.asarray(real.model["probe"], dtype=np.float32), real.reference)
         written = write_index(folder, vectors, passages, documents, {"model": real.model},
-                              sentence_vectors=sentence_vectors)
+                              sentence_vectors=sentence_vectors,
+                              calibrate=lambda stored: null_statistics(model, stored).to_dict())
     finally:
         lexical.tokenize, store.passage_sentences = original_tokenize, original_sentences
         del sentence_vectors
@@ -329,11 +339,16 @@ def _sentence_cosine(vectors, spans, sentence_vectors, rng, start: int = 0) -> f
 @dataclasses.dataclass(frozen=True)
 class RecordedModel:
     """Stands in for the model in a measuring process: the questions come embedded, and the
-    engine only checks that the index was built by the same model."""
+    engine only checks that the index was built by the same model. ``recorded`` holds the
+    embeddings of the texts it can still embed (the reference questions, for calibration)."""
 
     model_id: str
     fingerprint: str
     probe: np.ndarray
+    recorded: dict = dataclasses.field(default_factory=dict)
+
+    def embed_queries(self, texts) -> np.ndarray:
+        return np.stack([self.recorded[text] for text in texts])
 
 
 def memory_mb() -> dict[str, float]:
@@ -444,6 +459,15 @@ def agreement(candidate_tops, candidate_answered, full_tops, full_answered) -> d
     }
 
 
+def declined_by_kind(questions: list[dict], answered: list[bool]) -> dict[str, float]:
+    """Share declined of the answerable dev questions and of the off-topic ones by kind."""
+    groups: dict[str, list[bool]] = {}
+    for question, was_answered in zip(questions, answered):
+        kind = "answerable" if "answers" in question else f"off-topic {question['kind']}"
+        groups.setdefault(kind, []).append(not was_answered)
+    return {kind: round(float(np.mean(values)), 3) for kind, values in sorted(groups.items())}
+
+
 def dev_hit_at_1(questions: list[dict], top_texts: list[str]) -> float:
     """Share of the answerable dev questions whose top hit holds an answer string (a
     synthetic passage can: its text is made of real sentences)."""
@@ -493,6 +517,10 @@ def measure_size(real: Real, n: int, beta: dict[str, float], files: dict, questi
     for k, (tops, answered) in candidates["sweep"].items():
         out["agreement"][k] = agreement(tops[::every], answered[::every], full["top10"], full["answered"])
     subset = questions[::every]
+    out["declined"] = {
+        mode: declined_by_kind(questions[:: result_every], result["answered"])
+        for mode, result, result_every in (("candidates", candidates, 1), ("full", full, every))
+    }
     out["dev_hit@1"] = {
         "candidates, all questions": dev_hit_at_1(questions, candidates["top1_texts"]),
         "candidates, full mode's questions": dev_hit_at_1(subset, candidates["top1_texts"][::every]),
@@ -502,7 +530,7 @@ def measure_size(real: Real, n: int, beta: dict[str, float], files: dict, questi
         for key in ("top10", "answered", "top1_texts", "sweep"):
             result.pop(key, None)
     out["candidates"], out["full"] = candidates, full
-    log(json.dumps({k: out[k] for k in ("agreement", "dev_hit@1")}))
+    log(json.dumps({k: out[k] for k in ("agreement", "dev_hit@1", "declined")}))
     log(f"  latency candidates {candidates['latency_ms']}, full {full['latency_ms']}")
     return out
 
