@@ -11,7 +11,7 @@ from pathlib import Path
 
 from corpus import load_corpus
 from corpus.records import Passage
-from index.calibration import null_statistics
+from index.calibration import null_statistics, reference_questions
 from index.embed import Embedder, Progress
 from index.embedding_cache import embed_with_cache
 from index.store import build_lock, index_size_bytes, passage_sentences, write_index
@@ -60,10 +60,13 @@ def build_index(
             corpus.passages[pid].text[start:end]
             for pid, start, end in passage_sentences(corpus.passages).tolist()
         ]
+        questions = reference_questions()
         everything, embedded = embed_with_cache(
-            embedder, texts + sentences, settings.index_dir, progress
+            embedder, texts + sentences, settings.index_dir, progress, queries=questions
         )
-        vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) :]
+        passages_end = len(texts) + len(sentences)
+        vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) : passages_end]
+        reference_vectors = everything[passages_end:]
         manifest = {
             "model": {
                 "id": embedder.model_id,
@@ -84,7 +87,7 @@ def build_index(
         folder = write_index(
             settings.index_dir, vectors, corpus.passages, corpus.documents, manifest,
             sentence_vectors=sentence_vectors,
-            calibrate=lambda stored: null_statistics(embedder, stored).to_dict(),
+            calibrate=lambda stored: null_statistics(embedder, stored, reference_vectors).to_dict(),
         )
     return BuildReport(
         documents=len(corpus.documents),
@@ -93,7 +96,7 @@ def build_index(
         index_bytes=index_size_bytes(folder),
         warnings=list(corpus.warnings),
         embedded=embedded,
-        texts=len(everything),
+        texts=passages_end,
     )
 
 

@@ -25,13 +25,20 @@ CACHE_FILE = "embedding-cache.npz"
 
 
 def embed_with_cache(
-    embedder: Embedder, texts: Sequence[str], index_dir: Path, progress: Progress | None = None
+    embedder: Embedder,
+    texts: Sequence[str],
+    index_dir: Path,
+    progress: Progress | None = None,
+    *,
+    queries: Sequence[str] = (),
 ) -> tuple[np.ndarray, int]:
-    """Vectors for ``texts`` (in order) and how many had to be embedded now.
+    """Vectors for ``texts`` (as passages) then ``queries`` (as questions: another prompt,
+    cached apart), in order, and how many of ``texts`` had to be embedded now.
 
-    ``progress(done, total)`` counts all texts; those found in the cache are done at once.
+    ``progress(done, total)`` counts the texts; those found in the cache are done at once.
 
-    The cache written back holds exactly the current texts, so it never outgrows the corpus.
+    The cache written back holds exactly the current texts and queries, so it never outgrows
+    the corpus.
     """
     path = index_dir / CACHE_FILE
     model = model_key(embedder)
@@ -48,6 +55,12 @@ def embed_with_cache(
             progress=(lambda done, _: progress(reused + done, len(keys))) if progress else None,
         )
         known.update(zip(missing, fresh))
+    query_keys = [_key(_QUERY + query) for query in queries]
+    new_queries = list(dict.fromkeys(k for k in query_keys if k not in known))
+    if new_queries:
+        query_of = dict(zip(query_keys, queries))
+        known.update(zip(new_queries, embedder.embed_queries([query_of[k] for k in new_queries])))
+    keys += query_keys
     vectors = np.stack([known[key] for key in keys]) if keys else np.zeros((0, embedder.dimension), np.float32)
     _save(path, model, dict(zip(keys, vectors)))
     return vectors.astype(np.float32, copy=False), len(missing)
@@ -59,6 +72,8 @@ def model_key(embedder: Embedder) -> str:
 
 
 _KEY_BYTES = 32  # sha256
+#: Prefixed to a question before hashing: the same text as a question has another vector.
+_QUERY = "query\0"
 
 
 def _key(text: str) -> bytes:

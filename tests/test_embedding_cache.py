@@ -25,6 +25,20 @@ class CountingEmbedder:
             progress(len(texts), len(texts))
         return np.array([[len(t), t.count("a"), 1.0, 0.0] for t in texts], dtype=np.float32)
 
+    def embed_queries(self, texts):
+        self.seen.extend(f"query: {t}" for t in texts)
+        return np.array([[len(t), t.count("a"), 0.0, 1.0] for t in texts], dtype=np.float32)
+
+
+def test_questions_are_cached_apart_from_passages_of_the_same_text(tmp_path):
+    model = CountingEmbedder()
+    vectors, embedded = embed_with_cache(model, ["alpha"], tmp_path, queries=["alpha", "beta"])
+    assert embedded == 1 and model.seen == ["alpha", "query: alpha", "query: beta"]
+    assert vectors.shape == (3, 4) and vectors[0, 2] == 1.0 and vectors[1, 3] == 1.0
+    again = CountingEmbedder()  # a rebuild: neither the passage nor the questions again
+    same, embedded = embed_with_cache(again, ["alpha"], tmp_path, queries=["alpha", "beta"])
+    assert embedded == 0 and again.seen == [] and np.array_equal(same, vectors)
+
 
 def test_only_new_texts_are_embedded_and_order_is_kept(tmp_path):
     model = CountingEmbedder()
