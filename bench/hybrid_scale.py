@@ -104,7 +104,7 @@ LARGE = 200_000
 #: The fewest real sentences joined into one synthetic passage (fewer makes duplicates).
 MIN_SENTENCES = 3
 #: Bump when the synthetic data changes, so cached indexes are rebuilt.
-DATA_VERSION = 4
+DATA_VERSION = 5
 
 
 def log(message: str) -> None:

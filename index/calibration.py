@@ -2,11 +2,12 @@
 
 Run by the build on every new generation, before it is swapped in; the result is stored
 in the manifest (``calibration``) under the same atomic swap as everything else. The
-shipped bank of reference questions (``index/data/reference_questions.jsonl``: 91 English
-and 90 Chinese everyday questions — greetings, cooking, pets, health, sport, software,
-travel, trivia) is embedded and run through the engine; for each (question language,
-passage language) the mean and spread of each pool's evidence features become the null
-that :func:`index.fusion.pool_evidence` measures real questions against.
+shipped bank of reference questions (``index/data/reference_questions.jsonl``: 119 English
+and 116 Chinese everyday questions — greetings, cooking, pets, health, sport, software,
+travel, trivia — 64 of them of one or two words) is embedded and run through the engine;
+for each (question language, passage language, short or not; see
+:data:`index.fusion.SHORT_WORDS`) the mean and spread of each pool's evidence features
+become the null that :func:`index.fusion.pool_evidence` measures real questions against.
 
 Why not fixed thresholds: the best cosine an unrelated question reaches grows with the
 number of passages and depends on the corpus's languages and subjects (measured with the
@@ -16,7 +17,7 @@ articles; Chinese questions 0.825 ± 0.015 on the bundled Chinese passages, 0.86
 on CMRC). Measured against the index's own null, the same evidence threshold declines
 other corpora's questions and everyday questions on every corpus tried (see
 docs/benchmarks.md). A few bank questions on a corpus's own subject (a cookery corpus)
-raise its null a little; at 181 questions, a handful moves a mean by a few hundredths of
+raise its null a little; at 235 questions, a handful moves a mean by a few hundredths of
 a spread.
 
 Costs one search per reference question per build, and one embedding each the first time
@@ -32,7 +33,8 @@ import numpy as np
 
 from corpus.language import detect_language
 from index.embed import Embedder
-from index.fusion import UNCALIBRATED, NullStatistics
+from index.fusion import UNCALIBRATED, NullStatistics, is_short
+from index.lexical import tokenize
 from index.search import Engine
 from index.store import StoredIndex
 
@@ -56,9 +58,10 @@ def null_statistics(
     questions = reference_questions()
     if vectors is None:
         vectors = embedder.embed_queries(questions)
-    samples: dict[tuple[str, str], list[dict[str, float]]] = {}
+    samples: dict[tuple[str, str, bool], list[dict[str, float]]] = {}
     for question, vector in zip(questions, vectors):
         language = detect_language(question)
+        short = is_short(len(set(tokenize(question))))
         for pool, features in engine.explain(question, vector).features["pools"].items():
-            samples.setdefault((language, pool), []).append(features)
-    return NullStatistics.from_samples(samples)
+            samples.setdefault((language, pool, short), []).append(features)
+    return NullStatistics.from_samples(samples, len(questions))

@@ -60,8 +60,8 @@ SAME_MODEL_MIN_COSINE = 0.99
 #: index's own null (see index.fusion): 0.5 is where the fitted threshold lies.
 DEFAULT_MIN_SCORE = {"dense": 0.80, "lexical": 1e-6, "hybrid": 0.5}
 #: A declined question names the articles of its best passages when its confidence is at
-#: least this (evidence ≥ 0.9 null spreads above the mean of unrelated questions, which
-#: about one in five of them reach): below, nothing in the articles stands out, and naming
+#: least this (evidence ≥ 1.1 null spreads above the mean of unrelated questions, which
+#: about one in seven of them reach): below, nothing in the articles stands out, and naming
 #: articles would mislead.
 NEAREST_MIN_CONFIDENCE = 0.2
 
@@ -287,7 +287,10 @@ class Engine:
             language_coverage={lang: lexical.language_coverage(lang) for lang in languages},
         )
         pools = {lang: summarise(signals, self._languages == lang) for lang in languages}
-        return fuse(signals, self._languages, detect_language(question), pools, self.null)
+        return fuse(
+            signals, self._languages, detect_language(question), pools, self.null,
+            words=len(lexical.words),
+        )
 
     def _fuse_candidates(
         self, question: str, vector: np.ndarray, lexical: LexicalQuery, language: str | None
@@ -324,7 +327,10 @@ class Engine:
             coverage=coverage[rows],
             language_coverage={lang: lexical.language_coverage(lang) for lang in pools},
         )
-        return rows, fuse(signals, languages, detect_language(question), summaries, self.null)
+        return rows, fuse(
+            signals, languages, detect_language(question), summaries, self.null,
+            words=len(lexical.words),
+        )
 
     def _language_candidates(
         self, language: str, pool: LanguagePool, vector: np.ndarray, pool_bm25: np.ndarray

@@ -141,6 +141,20 @@ def test_a_one_language_index_gives_cross_language_evidence_more_credit():
     assert mixed == pytest.approx(z + decision.cross_offset) and alone > mixed
 
 
+def test_short_questions_are_measured_against_short_reference_questions():
+    # One-word questions reach high cosines anywhere: their own null says so.
+    null = NullStatistics.from_dict({"pairs": {
+        **NULL.to_dict()["pairs"],
+        "en>en/short": {"dense_top": [0.84, 0.02], "sentence_top": [0.84, 0.02], "coverage_top": [0.0, 0.0]},
+    }})
+    languages = np.array(["en", "en", "en"])
+    signals = _signals([0.85, 0.80, 0.79], [0, 0, 0], language_coverage={"en": 0.0})
+    pools = _pools(signals, languages)
+    assert fuse(signals, languages, "en", pools, null, words=5).confidence > 0.5
+    assert fuse(signals, languages, "en", pools, null, words=1).confidence < 0.5
+    assert fuse(signals, languages, "en", pools, null, words=0).confidence == 0.0
+
+
 def test_the_top_hit_score_is_the_confidence():
     languages = np.array(["en", "en", "zh", "zh"])
     signals = _signals([0.86, 0.80, 0.76, 0.73], [3.0, 1.0, 0, 0], [0.5, 0.2, 0, 0],
