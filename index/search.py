@@ -445,8 +445,8 @@ def _null_statistics(stored: StoredIndex) -> NullStatistics:
         return NullStatistics.from_dict(stored.manifest["calibration"])
     except (KeyError, TypeError, ValueError) as exc:
         raise IndexNotReady(
-            f"The index in {stored.index_dir} has no usable calibration ({exc!r}). "
-            f"{rebuild_hint(stored.index_dir)}"
+            f"The index in {stored.index_dir} lacks the calibration that tells qabot when to "
+            f"answer (damaged, or written by other software). {rebuild_hint(stored.index_dir)}"
         ) from exc
 
 

@@ -78,6 +78,32 @@ def test_damaged_index_gives_one_clear_error(tmp_path, damage):
     assert "qabot index build" in message and "\n" not in message
 
 
+def test_calibration_reads_the_new_generation_before_it_is_current(tmp_path):
+    old = load_index(_write(tmp_path).parent).generation
+    seen = {}
+
+    def calibrate(stored):
+        seen.update(passages=len(stored.passages), current=load_index(tmp_path).generation)
+        return {"questions": 3, "pairs": {}}
+
+    vectors, passages, documents = _sample(n=7, seed=1)
+    write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
+    assert seen == {"passages": 7, "current": old}  # the old index served meanwhile
+    assert load_index(tmp_path).manifest["calibration"] == {"questions": 3, "pairs": {}}
+
+
+def test_a_failed_calibration_leaves_the_previous_index_in_place(tmp_path):
+    old = load_index(_write(tmp_path).parent).generation
+
+    def calibrate(stored):
+        raise RuntimeError("calibration failed")
+
+    vectors, passages, documents = _sample(n=7, seed=1)
+    with pytest.raises(RuntimeError):
+        write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
+    assert load_index(tmp_path).generation == old and len(load_index(tmp_path).passages) == 5
+
+
 def test_old_format_version_asks_for_rebuild(tmp_path):
     folder = _write(tmp_path)
     manifest = json.loads((folder / "manifest.json").read_text())
