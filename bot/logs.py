@@ -8,27 +8,33 @@ whatever record still contains it (an exception message, a third-party debug lin
 from __future__ import annotations
 
 import logging
+import re
 
 MASK = "<token>"
 
 
 class RedactToken(logging.Filter):
-    """Replaces the bot token in a record's final message (and traceback) with a mask."""
+    """Replaces the bot token's secret in a record's final message (and traceback) with a
+    mask, in any letter case: python-telegram-bot capitalises error messages, which
+    lower-cases a URL inside them (``…/bot123456:secret/sendmessage``)."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
-        self.token = token
+        # "<bot id>:<secret>": the secret must never show, with or without the id before it.
+        bot_id, _, secret = token.rpartition(":")
+        prefix = f"(?:{re.escape(bot_id)}:)?" if bot_id else ""
+        self._pattern = re.compile(prefix + re.escape(secret), re.IGNORECASE) if secret else None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.token:
+        if self._pattern is None:
             return True
         message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, MASK), None
+        if self._pattern.search(message):
+            record.msg, record.args = self._pattern.sub(MASK, message), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and self.token in record.exc_text:
-            record.exc_text = record.exc_text.replace(self.token, MASK)
+        if record.exc_text:
+            record.exc_text = self._pattern.sub(MASK, record.exc_text)
         return True
 
 

@@ -261,6 +261,17 @@ def test_token_is_redacted_from_messages_and_tracebacks():
     assert token not in logging.Formatter().format(record)
 
 
+def test_token_is_redacted_in_any_letter_case():
+    """python-telegram-bot capitalises error messages, lower-casing a URL inside them."""
+    token = "123456:SecretTokenValue"
+    url = f"https://api.telegram.org/bot{token}/sendMessage"
+    record = logging.LogRecord("telegram", logging.ERROR, __file__, 1, "%s", (
+        f"Network error: {url.lower()} and {url.upper()}",), None)
+    RedactToken(token).filter(record)
+    shown = logging.Formatter().format(record)
+    assert "secrettokenvalue" not in shown.lower() and shown.count(MASK) == 2
+
+
 def test_token_is_required_before_anything_loads():
     with pytest.raises(QabotError, match="TELEGRAM_BOT_TOKEN"):
         run(Settings(telegram_token=""))
