@@ -41,6 +41,21 @@ _HTML_HINT = re.compile(
 )
 
 
+#: Characters that are invisible yet split words for every tokenizer: soft hyphen, zero-width
+#: spaces and joiners, direction marks, word joiners, byte-order marks, and lone surrogates
+#: (which no encoder accepts). Web text and pasted questions carry them inside words.
+_INVISIBLE = re.compile(
+    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u206a-\u206f\ufeff\ud800-\udfff]"
+)
+
+
+def strip_invisible(text: str) -> str:
+    """``text`` without invisible format characters: articles and questions alike, so a
+    word reads the same on both sides (a soft hyphen inside "com\u00adpany" or a zero-width
+    space between Chinese characters made a question miss its passage)."""
+    return _INVISIBLE.sub("", text)
+
+
 def trim(text: str) -> str:
     """Strip whitespace and stray byte-order marks at the ends only: spaces inside stay as written."""
     return _ENDS.sub("", text)

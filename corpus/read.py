@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
+from corpus.clean import strip_invisible
+
 #: Extensions the loader reads; everything else in the folder is ignored.
 ARTICLE_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
@@ -49,6 +51,7 @@ def read_text(path: Path) -> str:
             f"not {label} text (byte 0x{data[error.start]:02x} at offset {error.start}); "
             "save it as UTF-8"
         ) from error
+    text = strip_invisible(text)
     if not text.strip():
         raise UnreadableFile("empty file")
     return text

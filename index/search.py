@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from corpus.clean import strip_invisible
 from corpus.language import detect_language
 from corpus.records import Document, Passage
 from index.embed import Embedder
@@ -179,6 +180,7 @@ class Engine:
 
     def ask(self, question: str, top_k: int = 3, language: str | None = None) -> Answer:
         """Answer a question: the best passages, the top one highlighted, or a decline."""
+        question = strip_invisible(question)
         query = self.embedder.embed_query(question)
         lexical = self.stored.lexical.query(question)
         hits = self._search(question, query, lexical, top_k, language)
@@ -213,6 +215,7 @@ class Engine:
 
         ``vector`` is the question's embedding when already computed (batch evaluation).
         """
+        question = strip_invisible(question)
         if vector is None and self.retriever != "lexical":
             vector = self.embedder.embed_query(question)
         lexical = self.stored.lexical.query(question) if self.retriever != "dense" else None

@@ -481,3 +481,18 @@ def test_xquad_answers_stay_inside_one_passage(xquad_corpus: Corpus) -> None:
         answers = [_normalize(a) for a in question["answers"]]
         doc_id = f"{question['paragraph']}-{question['lang']}"
         assert any(a in t for t in texts[doc_id] for a in answers), question["id"]
+
+
+def test_invisible_characters_are_removed_from_articles(tmp_path: Path) -> None:
+    (tmp_path / "en.md").write_text(
+        "The com\u00adpany\u200b builds steel in Qingshan, and its new line opens next year.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "zh.md").write_text(
+        "青山\u200b区钢\u2060铁\ufeff产业今年继续增长，新的生产线明年投产。\n", encoding="utf-8"
+    )
+    texts = [p.text for p in load_corpus(tmp_path).passages]
+    assert texts == [
+        "The company builds steel in Qingshan, and its new line opens next year.",
+        "青山区钢铁产业今年继续增长，新的生产线明年投产。",
+    ]

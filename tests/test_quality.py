@@ -151,3 +151,24 @@ def test_a_decline_names_the_closest_articles_only_when_some_stand_out(engine):
     assert not far.answered and far.nearest == [] and far.confidence < NEAREST_MIN_CONFIDENCE
     assert not near.answered and NEAREST_MIN_CONFIDENCE <= near.confidence < 0.5
     assert len(near.nearest) >= 2 and len({d.doc_id for d in near.nearest}) == len(near.nearest)
+
+
+@pytest.mark.parametrize("mark", ["\u200b", "\u00ad", "\u200d", "\ufeff"])
+def test_invisible_characters_inside_words_change_nothing(engine, mark):
+    for question in ("先进钢铁材料制造产业园总投资", "Huanglian Port cargo throughput"):
+        clean = engine.ask(question)
+        marked = engine.ask(mark.join(question))
+        assert marked.answered and marked.hits[0].row == clean.hits[0].row, question
+
+
+def test_a_lone_surrogate_is_declined_not_a_crash(engine):
+    answer = engine.ask("\ud800")
+    assert not answer.answered and answer.confidence == 0.0
+    assert engine.ask("硅钢\ud800产能").hits  # the rest of the question still counts
+
+
+def test_highlight_picks_the_sentence_with_the_asked_fact(engine):
+    answer = engine.ask("Huanglian Port cargo throughput")
+    top = answer.hits[0]
+    start, end = top.highlight
+    assert "annual cargo throughput of 1.7 million tons" in top.passage.text[start:end]
