@@ -105,6 +105,7 @@ def add_handlers(application: Application) -> None:
             MessageHandler(filters.COMMAND, handlers.unknown_command),
             MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text),
             CallbackQueryHandler(handlers.turn_page, pattern=CALLBACK_PATTERN),
+            CallbackQueryHandler(handlers.unknown_button),
         ]
     )
     application.add_error_handler(handlers.on_error)

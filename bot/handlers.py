@@ -74,7 +74,8 @@ async def not_text(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command the bot doesn't have; in groups only if it was addressed to this bot."""
     message = update.effective_message
-    _, _, target = message.text.split(maxsplit=1)[0].partition("@")
+    words = (message.text or "").split(maxsplit=1)
+    _, _, target = (words[0] if words else "").partition("@")
     if message.chat.type != ChatType.PRIVATE and target.lower() != context.bot.username.lower():
         return
     await message.reply_html(text("unknown_command", _language(update)))
@@ -102,7 +103,7 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     hits = tuple(result.hits)
     markup = None
     if page_count(hits) > 1:
-        key = state.results.add(Results(generation, lang, hits))
+        key = state.results.add(Results(generation, lang, hits, message.chat_id))
         markup = keyboard(generation, key, 0, page_count(hits), lang)
     await message.reply_html(render_page(hits, 0, lang), reply_markup=markup)
 
@@ -120,6 +121,10 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if results is None or request.page >= page_count(results.hits):
         await query.answer(plain("expired", lang))
         return
+    if query.message is None or query.message.chat.id != results.chat_id:
+        # A key seen in one chat pressed from another (or an inline message): refuse.
+        await query.answer(plain("foreign_button", lang), show_alert=True)
+        return
     await query.answer()
     pages = page_count(results.hits)
     markup = keyboard(request.generation, request.key, request.page, pages, results.language)
@@ -130,6 +135,13 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadRequest as exc:
         if "not modified" not in exc.message:  # a double tap shows the same page again
             raise
+
+
+async def unknown_button(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button press this bot did not make (forged data, another bot's game): answer it,
+    so the client's spinner stops, and do nothing else."""
+    query = update.callback_query
+    await query.answer(plain("expired", choose_language(query.from_user.language_code)))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

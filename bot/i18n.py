@@ -86,6 +86,10 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "These results have expired. Please ask the question again.",
         "zh": "这些结果已过期，请重新提问。",
     },
+    "foreign_button": {
+        "en": "This button belongs to an answer in another chat.",
+        "zh": "这个按钮属于另一个聊天中的回答。",
+    },
     "stale": {
         "en": "The articles were re-indexed since this answer. Please ask the question again.",
         "zh": "此回答之后文章已重新索引，请重新提问。",

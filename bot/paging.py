@@ -20,17 +20,20 @@ from index.search import Hit
 #: Answers whose pages can still be turned; the least recently used are forgotten first.
 CACHE_SIZE = 1000
 
-_CALLBACK = re.compile(r"^p:(\d+):([A-Za-z0-9_-]{1,16}):(\d+)$")
+#: Numbers of at most 12 digits: longer ones are not ours (and int() refuses 4,300+ digits).
+_CALLBACK = re.compile(r"^p:(\d{1,12}):([A-Za-z0-9_-]{1,16}):(\d{1,12})$")
 CALLBACK_PATTERN = r"^p:"
 
 
 @dataclass(frozen=True)
 class Results:
-    """The hits of one answer, in the language of the person who asked."""
+    """The hits of one answer, in the language of the person who asked, and the chat it
+    was given in: only presses from that chat may page through them."""
 
     generation: int
     language: Lang
     hits: tuple[Hit, ...]
+    chat_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,7 @@ def test_callback_data_is_short_and_round_trips():
     request = parse_callback(data)
     assert (request.generation, request.key, request.page) == (10**9, key, 99)
     assert parse_callback("x:1:2") is None and parse_callback(None) is None
+    assert parse_callback("p:" + "9" * 5000 + ":k:1") is None  # not ours, and no ValueError
 
 
 def test_result_cache_forgets_least_recently_used():
@@ -446,6 +447,42 @@ async def test_more_and_back_page_through_results_by_editing(telegram, tiny):
     await telegram.quiet(0.3)
     assert telegram.message(11, reply["message_id"])["text"] == reply["text"]
     assert len(telegram.sent(11)) == 1
+
+
+@pytest.mark.asyncio
+async def test_buttons_the_bot_did_not_make_are_answered_and_ignored(telegram, tiny):
+    user = telegram.user(22)
+    telegram.send(user, "anything")
+    [reply] = await telegram.replies(22)
+    for data in ("more", "x" * 64, "p:" + "9" * 60 + ":key:1"):
+        telegram.press(user, reply, data)
+    answers = await telegram.wait_for(
+        lambda: len(a := telegram.calls_to("answerCallbackQuery")) >= 3 and a
+    )
+    assert [a.params.get("text") for a in answers] == [i18n.plain("expired", "en")] * 3
+    assert telegram.message(22, reply["message_id"])["text"] == reply["text"]
+
+
+@pytest.mark.asyncio
+async def test_another_chats_button_key_is_refused(telegram, tiny):
+    owner, intruder = telegram.user(23), telegram.user(24)
+    telegram.send(owner, "anything")
+    [reply] = await telegram.replies(23)
+    data = reply["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    telegram.send(intruder, "anything")
+    [theirs] = await telegram.replies(24)
+    telegram.press(intruder, theirs, data)  # the owner's key under the intruder's own message
+    [answer] = await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
+    assert answer.params["text"] == i18n.plain("foreign_button", "en")
+    assert telegram.message(24, theirs["message_id"])["text"] == theirs["text"]
+
+
+@pytest.mark.asyncio
+async def test_blank_text_marked_as_a_command_gets_the_help_pointer(telegram, tiny):
+    user = telegram.user(25)
+    telegram.send(user, " ", entities=[{"type": "bot_command", "offset": 0, "length": 1}])
+    [reply] = await telegram.replies(25)
+    assert reply["text"] == i18n.plain("unknown_command", "en")
 
 
 @pytest.mark.asyncio
