@@ -14,6 +14,7 @@ from corpus.article import Article, parse_article
 from corpus.read import HTML_SUFFIXES, UnreadableFile, find_article_files, read_text
 from corpus.records import Document, Passage
 from corpus.split import split_into_passages
+from qabot.errors import CorpusNotFound
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,16 @@ def load_corpus(folder: Path) -> Corpus:
 
     ``doc_id`` is the file name without extension; a second file with the same stem
     is skipped with a warning, because citations must point at one document.
-    Raises FileNotFoundError when ``folder`` is not a directory: that is a setting to
-    fix, not a bad article.
+    Raises CorpusNotFound when ``folder`` is not a directory: that is a setting to fix,
+    not a bad article.
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"corpus folder not found: {folder}")
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise CorpusNotFound(
+            f"The corpus folder {folder} {what}. Point --corpus (or QABOT_CORPUS_DIR) at a "
+            "folder of .md, .txt or .html articles."
+        )
     corpus = Corpus([], [], [])
     seen: dict[str, str] = {}
     for path in find_article_files(folder):

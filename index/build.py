@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +52,7 @@ def build_index(
             f"No passages found in {settings.corpus_dir}: add .md, .txt or .html articles "
             "there (or point QABOT_CORPUS_DIR at them). The existing index was left unchanged."
         )
+    _check_writable(settings.index_dir)
     embedder = embedder or Embedder.load(settings)
     with build_lock(settings.index_dir):
         # Passages and their sentences are embedded in one run (progress counts texts);
@@ -98,6 +100,20 @@ def build_index(
         embedded=embedded,
         texts=passages_end,
     )
+
+
+def _check_writable(index_dir: Path) -> None:
+    """Fail before the model loads when the index folder cannot be written."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        probe = index_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise QabotError(
+            f"Cannot write the index in {index_dir} ({exc.strerror or exc}). Choose a folder "
+            "you can write with --index (or QABOT_INDEX_DIR)."
+        ) from exc
 
 
 def embedding_text(passage: Passage) -> str:

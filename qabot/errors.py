@@ -9,5 +9,9 @@ class IndexNotReady(QabotError):
     """The index is missing, corrupt, or was built with another model: rebuild it."""
 
 
+class CorpusNotFound(QabotError, FileNotFoundError):
+    """The corpus folder setting names no folder (missing, or a file)."""
+
+
 class ModelUnavailable(QabotError):
     """The embedding model cannot be loaded (not prepared, or not reachable offline)."""

@@ -156,3 +156,40 @@ def test_console_script_answers_end_to_end(settings_with_index):
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["passages"][0]["doc"] == "jiulongpo-western-hydrogen-valley"
+
+
+@pytest.mark.parametrize(
+    ("corpus", "said"), [("no/such/folder", "does not exist"), ("README.md", "is a file, not a folder")]
+)
+def test_a_wrong_corpus_folder_is_one_clear_line(tmp_path, cli_env, capsys, corpus, said):
+    (tmp_path / "README.md").write_text("not a folder", encoding="utf-8")
+    questions = Path(__file__).parent / "data" / "small_questions.jsonl"
+    for argv in (["index", "build"], ["eval", str(questions)]):
+        code, _, err = _run(capsys, *argv, "--corpus", str(tmp_path / corpus), "--index", str(tmp_path / "i"))
+        assert code == 1 and said in err and "Traceback" not in err
+        assert err.count("\n") == 1
+
+
+def test_an_unwritable_index_folder_is_one_clear_line(tmp_path, cli_env, capsys):
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    code, _, err = _run(capsys, "index", "build", "--index", str(tmp_path / "file" / "index"))
+    assert code == 1 and "Cannot write the index" in err and "--index" in err
+
+
+def test_a_bad_top_k_says_what_is_expected(cli_env, capsys):
+    with pytest.raises(SystemExit):
+        main(["ask", "steel", "--top-k", "abc"])
+    assert "must be a whole number, not 'abc'" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(settings_with_index):
+    """`qabot sources | head` where head has already gone: no traceback."""
+    env = {**os.environ, "QABOT_INDEX_DIR": str(settings_with_index.index_dir), "HF_HUB_OFFLINE": "1"}
+    qabot = Path(sys.executable).with_name("qabot")
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before qabot writes a byte
+    done = subprocess.run([str(qabot), "sources"], stdout=write, stderr=subprocess.PIPE,
+                          text=True, env=env, timeout=120)
+    os.close(write)
+    assert "Traceback" not in done.stderr and "Broken" not in done.stderr
+    assert done.returncode == 141

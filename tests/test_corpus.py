@@ -419,8 +419,11 @@ def test_two_files_with_one_document_id(tmp_path: Path) -> None:
 
 
 def test_missing_folder_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         load_corpus(tmp_path / "nope")
+    (tmp_path / "a.md").write_text("text", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        load_corpus(tmp_path / "a.md")
 
 
 # --- the XQuAD benchmark corpus ---------------------------------------------------------
