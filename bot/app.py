@@ -7,6 +7,7 @@ a fake Bot API server's URL, so both exercise the same bot.
 from __future__ import annotations
 
 import logging
+import re
 
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -32,6 +33,9 @@ from qabot.errors import QabotError
 from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: What BotFather hands out: "<bot id>:<secret>" (checked before the first request).
+TOKEN_SHAPE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{8,}")
 
 #: Updates the bot asks Telegram for; everything else is never delivered.
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
@@ -81,11 +85,17 @@ def build_application(
 
 
 def require_token(settings: Settings) -> None:
-    """Fail before loading anything when the one setting the bot cannot guess is missing."""
+    """Fail before loading anything when the one setting the bot cannot guess is missing
+    or cannot be a token (it would otherwise be retried against Telegram forever)."""
     if not settings.telegram_token:
         raise QabotError(
             "The Telegram bot needs its token: set TELEGRAM_BOT_TOKEN (BotFather gives it to "
             "you when you create the bot, see docs/bot.md)."
+        )
+    if not TOKEN_SHAPE.fullmatch(settings.telegram_token):
+        raise QabotError(
+            "TELEGRAM_BOT_TOKEN does not look like a bot token (the bot's number, a colon, "
+            "then letters, digits, - and _). Copy it again from BotFather (/mybots, API Token)."
         )
 
 

@@ -46,12 +46,18 @@ def _float(name: str, default: float | None) -> float | None:
 
 
 def _int_set(name: str) -> frozenset[int]:
-    raw = os.environ.get(name, "")
+    """Comma-separated whole numbers; anything else is an error, not silently dropped."""
     ids = set()
-    for part in raw.replace(";", ",").split(","):
+    for part in os.environ.get(name, "").replace(";", ",").split(","):
         part = part.strip()
-        if part.lstrip("-").isdigit():
-            ids.add(int(part))
+        if not part:
+            continue
+        if not part.lstrip("-").isdigit():
+            raise QabotError(
+                f"{name} must be comma-separated Telegram user ids (numbers), not {part!r}: "
+                "a user sees theirs by messaging @userinfobot."
+            )
+        ids.add(int(part))
     return frozenset(ids)
 
 
@@ -81,6 +87,15 @@ class Settings:
     telegram_base_url: str = "https://api.telegram.org/bot"
     #: QABOT_ADMIN_IDS: comma-separated Telegram user ids allowed to /reindex.
     admin_ids: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        """Checks that need two settings at once (also after ``dataclasses.replace``)."""
+        scale = {"hybrid": "a confidence", "dense": "a cosine similarity"}.get(self.retriever)
+        if self.min_score is not None and scale and not 0.0 <= self.min_score <= 1.0:
+            raise QabotError(
+                f"QABOT_MIN_SCORE must be between 0 and 1 for the {self.retriever} retriever "
+                f"(its score is {scale}), not {self.min_score:g}: it would decline every question."
+            )
 
     @classmethod
     def from_env(cls) -> "Settings":

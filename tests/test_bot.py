@@ -278,6 +278,13 @@ def test_token_is_required_before_anything_loads():
         run(Settings(telegram_token=""))
 
 
+@pytest.mark.parametrize("token", ["abc", "123456", "123456:short", "12 34:secretsecret", "x:secretsecret"])
+def test_a_token_of_the_wrong_shape_is_refused_without_quoting_it(token):
+    with pytest.raises(QabotError, match="does not look like a bot token") as error:
+        run(Settings(telegram_token=token))
+    assert token not in str(error.value)
+
+
 @contextlib.contextmanager
 def telegram_in_thread():
     """The fake server on its own event loop, for testing the blocking ``run``, which

@@ -1,0 +1,39 @@
+"""Settings are read once and checked at start: a bad value is one clear error, never ignored."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from qabot.errors import QabotError
+from qabot.settings import Settings
+
+
+@pytest.mark.parametrize("value", ["abc", "12,abc", "12, 34x"])
+def test_admin_ids_that_are_not_numbers_are_refused(monkeypatch, value):
+    monkeypatch.setenv("QABOT_ADMIN_IDS", value)
+    with pytest.raises(QabotError, match="QABOT_ADMIN_IDS must be comma-separated"):
+        Settings.from_env()
+
+
+def test_admin_ids_are_read_with_commas_semicolons_and_spaces(monkeypatch):
+    monkeypatch.setenv("QABOT_ADMIN_IDS", " 12, 34;56 ,")
+    assert Settings.from_env().admin_ids == {12, 34, 56}
+
+
+@pytest.mark.parametrize(("retriever", "value"), [("hybrid", "5"), ("dense", "-0.2"), ("hybrid", "1.5")])
+def test_a_min_score_outside_the_retrievers_scale_is_refused(monkeypatch, retriever, value):
+    monkeypatch.setenv("QABOT_RETRIEVER", retriever)
+    monkeypatch.setenv("QABOT_MIN_SCORE", value)
+    with pytest.raises(QabotError, match="QABOT_MIN_SCORE must be between 0 and 1"):
+        Settings.from_env()
+
+
+def test_a_min_score_is_checked_against_the_retriever_chosen_on_the_command_line(monkeypatch):
+    monkeypatch.setenv("QABOT_RETRIEVER", "lexical")
+    monkeypatch.setenv("QABOT_MIN_SCORE", "5")  # a BM25 score: fine for lexical
+    settings = Settings.from_env()
+    assert settings.min_score == 5.0
+    with pytest.raises(QabotError, match="for the hybrid retriever"):
+        dataclasses.replace(settings, retriever="hybrid")
