@@ -99,4 +99,4 @@ def _document(article: Article, doc_id: str, source_file: str) -> Document:
 def _warn(corpus: Corpus, source_file: str, reason: str) -> None:
     warning = f"{source_file}: {reason}"
     corpus.warnings.append(warning)
-    log.warning("%s", warning)
+    log.info("%s", warning)  # the caller shows corpus.warnings (the CLI, the bot's /reindex)

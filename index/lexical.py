@@ -108,6 +108,7 @@ class LexicalIndex:
     def build(cls, texts: list[str], languages: list[str]) -> LexicalIndex:
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG
         bm25 = bm25s.BM25()  # Lucene BM25, k1 = 1.5, b = 0.75
         bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
         return cls(bm25, languages)

@@ -82,11 +82,24 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(
-        f"Indexed {report.documents} documents, {report.passages} passages in "
-        f"{report.seconds:.1f} s ({report.embedded} of {report.texts} texts embedded, the "
-        f"rest unchanged); index size {report.index_bytes / 1e6:.1f} MB in {settings.index_dir}"
+        f"Indexed {_count(report.documents, 'document')}, {_count(report.passages, 'passage')} "
+        f"in {report.seconds:.1f} s ({_embedded(report.embedded, report.texts)}); index size "
+        f"{report.index_bytes / 1e6:.1f} MB in {settings.index_dir}"
     )
     return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def _embedded(embedded: int, texts: int) -> str:
+    """How many texts the build embedded, and why the others were not."""
+    if embedded == 0:
+        return f"0 of {texts} texts embedded: nothing changed"
+    if embedded == texts:
+        return f"{embedded} of {texts} texts embedded"
+    return f"{embedded} of {texts} texts embedded; the others were unchanged or repeats"
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:

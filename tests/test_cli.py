@@ -193,3 +193,20 @@ def test_a_closed_pipe_ends_quietly(settings_with_index):
     os.close(write)
     assert "Traceback" not in done.stderr and "Broken" not in done.stderr
     assert done.returncode == 141
+
+
+def test_index_build_says_each_thing_once_and_in_good_english(tmp_path, settings_with_index):
+    """A warning once (not logged and printed), no library debug lines, singular nouns."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("Qingshan builds a new steel line, to open next year.\n", encoding="utf-8")
+    (corpus / "b.md").write_bytes(b"\x00\x01binary")
+    env = {**os.environ, "QABOT_MODEL_DIR": str(settings_with_index.model_dir), "HF_HUB_OFFLINE": "1"}
+    qabot = Path(sys.executable).with_name("qabot")
+    argv = [str(qabot), "index", "build", "--corpus", str(corpus), "--index", str(tmp_path / "i")]
+    first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("binary data") == 1 and "DEBUG" not in first.stderr
+    assert "Indexed 1 document, 1 passage in" in first.stdout
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+    assert "texts embedded: nothing changed" in again.stdout
