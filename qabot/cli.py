@@ -7,6 +7,7 @@ that need them, so ``qabot --help`` and ``qabot sources`` start quickly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -121,6 +122,9 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from index.search import Engine
     from qabot.text_render import answer_text, sources_text
 
+    with contextlib.suppress(ImportError):  # line editing and history for input(), where there is readline
+        import readline  # noqa: F401
+
     engine = Engine.load(settings)
     print("Ask about the articles (English or 中文). /sources lists them, /quit or Ctrl-D ends.")
     while True:
@@ -134,7 +138,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         if line == "/sources":
             print(sources_text(engine.documents))
         elif line:
-            print(answer_text(engine.ask(line, top_k=args.top_k), color=sys.stdout.isatty()))
+            answer = engine.ask(line, top_k=args.top_k)
+            print(answer_text(answer, color=sys.stdout.isatty(), sources_hint="/sources"))
 
 
 def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:

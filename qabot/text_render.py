@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from corpus.language import detect_language
 from corpus.records import Document
 from index.search import Answer, Hit
 
@@ -25,18 +26,26 @@ def answer_json(answer: Answer) -> dict:
     return result
 
 
-def answer_text(answer: Answer, *, color: bool = False) -> str:
-    """A readable answer: each passage, the best sentence marked, and its citation."""
+#: The decline, in the question's language: ({message}, {closest articles}).
+DECLINE = {
+    "en": (
+        "The articles don't cover this: nothing in them answers it well enough. Try other "
+        "words, or see {hint} for what the articles cover.",
+        "Closest articles:",
+    ),
+    "zh": ("文章里没有涉及这个问题，找不到足够可靠的答案。请换个说法，或用 {hint} 查看文章涵盖的内容。", "最接近的文章："),
+}
+
+
+def answer_text(answer: Answer, *, color: bool = False, sources_hint: str = "`qabot sources`") -> str:
+    """A readable answer: each passage, the best sentence marked, and its citation; or a
+    decline in the question's language (``sources_hint``: how to list the articles here)."""
     if not answer.answered:
-        message = (
-            "The articles don't cover this: nothing in them answers it well enough. "
-            "Try other words, or see `qabot sources` for what the articles cover."
-        )
+        message, closest = DECLINE[detect_language(answer.question)]
+        text = message.format(hint=sources_hint)
         if answer.nearest:
-            message += "\nClosest articles:\n" + "\n".join(
-                f"- {doc.title or doc.doc_id}" for doc in answer.nearest
-            )
-        return message
+            text += f"\n{closest}\n" + "\n".join(f"- {d.title or d.doc_id}" for d in answer.nearest)
+        return text
     blocks = []
     for rank, hit in enumerate(answer.hits, 1):
         blocks.append(

@@ -210,3 +210,13 @@ def test_index_build_says_each_thing_once_and_in_good_english(tmp_path, settings
     assert "Indexed 1 document, 1 passage in" in first.stdout
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert "texts embedded: nothing changed" in again.stdout
+
+
+def test_chat_declines_in_the_question_language_and_points_at_its_own_command(cli_env, capsys, monkeypatch):
+    lines = iter(["红烧肉怎么做才好吃？", "How do I bake sourdough bread?", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    code, out, _ = _run(capsys, "chat")
+    assert code == 0 and "qabot sources" not in out
+    assert "文章里没有涉及这个问题" in out and "或用 /sources 查看" in out
+    assert "The articles don't cover this" in out and "see /sources for" in out
+    assert "readline" in sys.modules  # arrow keys edit the line, and history works
