@@ -16,12 +16,15 @@ test: setup
 
 setup: $(STAMP)
 
-# torch is installed first and pinned: 2.13.0 is the CPU build available offline here;
-# anything else pulls a multi-GB CUDA build.
+# torch is installed first, pinned. Which build pip finds depends on its index: our
+# machines serve the CPU build of 2.13.0 beside PyPI; PyPI itself serves Linux the CUDA
+# build (several GB). On an ordinary machine, `make setup TORCH_INDEX=<PyTorch's CPU wheel
+# index>` (the Dockerfile names it) installs the CPU-only build.
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 

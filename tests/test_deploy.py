@@ -96,3 +96,14 @@ def test_compose_config_is_valid_where_docker_compose_exists(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_make_setup_can_take_torch_from_a_cpu_only_index(tmp_path):
+    """Users off our machines need the CPU build of torch: TORCH_INDEX selects its index."""
+    venv = f"VENV={tmp_path / 'venv'}"
+    plain = subprocess.run(["make", "-n", "setup", venv], capture_output=True, text=True, cwd=REPO)
+    cpu = subprocess.run(["make", "-n", "setup", venv, "TORCH_INDEX=https://example.org/cpu"],
+                         capture_output=True, text=True, cwd=REPO)
+    torch_line = lambda out: next(line for line in out.splitlines() if "torch==" in line)
+    assert "--index-url" not in torch_line(plain.stdout)
+    assert torch_line(cpu.stdout).endswith("torch==2.13.0 --index-url https://example.org/cpu")
