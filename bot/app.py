@@ -24,7 +24,7 @@ from telegram.ext import (
 
 from bot import handlers, logs
 from bot.i18n import Lang
-from bot.network import RetryingRateLimiter
+from bot.network import PollingRequest, RetryingRateLimiter
 from bot.paging import CALLBACK_PATTERN
 from bot.reindex import reindex
 from bot.state import BotState
@@ -34,6 +34,8 @@ from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: bot_data key set when Telegram rejected the token while running.
+TOKEN_REJECTED = "token_rejected"
 #: What BotFather hands out: "<bot id>:<secret>" (checked before the first request).
 TOKEN_SHAPE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{8,}")
 
@@ -63,6 +65,7 @@ def build_application(
     """The bot for ``settings`` answering from ``engine``, ready for ``run_polling``."""
     require_token(settings)
     logs.quiet_http_client()
+    stop = []  # the application, once built, for the polling request's callback
     application = (
         ApplicationBuilder()
         .token(settings.telegram_token)
@@ -75,13 +78,23 @@ def build_application(
             )
         )
         .rate_limiter(RetryingRateLimiter(max_retries=FLOOD_RETRIES, backoff=network_backoff))
+        .get_updates_request(PollingRequest(lambda: _stop_on_rejected_token(stop[0])))
         .concurrent_updates(True)
         .post_init(register_commands)
         .build()
     )
     BotState(settings=settings, engine=engine).install(application.bot_data)
     add_handlers(application)
+    stop.append(application)
     return application
+
+
+def _stop_on_rejected_token(application: Application) -> None:
+    """Telegram refused the token while running (revoked in BotFather, bot deleted): stop,
+    so that ``run`` exits non-zero and a supervisor notices, instead of idling silently."""
+    if application.running and not application.bot_data.get(TOKEN_REJECTED):
+        application.bot_data[TOKEN_REJECTED] = True
+        application.stop_running()
 
 
 def require_token(settings: Settings) -> None:
@@ -145,8 +158,16 @@ def run(settings: Settings) -> None:
         # bootstrap_retries=-1: if Telegram is unreachable at start, keep trying.
         application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
     except InvalidToken:
-        # PTB's own message quotes the token; this one doesn't.
+        # PTB's own message quotes the token; this one doesn't. (A token revoked mid-run
+        # raises here too, from the last getUpdates of the shutdown: said below.)
+        if not application.bot_data.get(TOKEN_REJECTED):
+            raise QabotError(
+                "Telegram rejected the token in TELEGRAM_BOT_TOKEN. Copy it again from "
+                "BotFather (/mybots, API Token)."
+            ) from None
+    if application.bot_data.get(TOKEN_REJECTED):
         raise QabotError(
-            "Telegram rejected the token in TELEGRAM_BOT_TOKEN. Copy it again from BotFather "
-            "(/mybots, API Token)."
-        ) from None
+            "Telegram stopped accepting the token in TELEGRAM_BOT_TOKEN while the bot was "
+            "running (revoked in BotFather, or the bot was deleted). Set the new token and start "
+            "the bot again."
+        )

@@ -16,6 +16,7 @@ from typing import Any
 
 from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
+from telegram.request import HTTPXRequest
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,26 @@ class RetryingRateLimiter(AIORateLimiter):
                     delay,
                 )
                 await asyncio.sleep(delay)
+
+
+class PollingRequest(HTTPXRequest):
+    """The HTTP client of ``getUpdates`` (one connection, as python-telegram-bot's default),
+    which tells ``on_rejected`` when Telegram stops accepting the token mid-run (401/404).
+
+    python-telegram-bot then ends its polling loop but keeps the process alive and silent,
+    so a supervisor's restart policy never fires; ``getUpdates`` bypasses the rate limiter,
+    so this is where the answer can be seen.
+    """
+
+    def __init__(self, on_rejected: Callable[[], None], **options: Any) -> None:
+        super().__init__(connection_pool_size=1, **options)
+        self.on_rejected = on_rejected
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if code in (401, 404):
+            self.on_rejected()
+        return code, payload
 
 
 def _retryable(exc: NetworkError, endpoint: str) -> bool:

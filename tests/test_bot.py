@@ -325,6 +325,32 @@ def test_run_answers_until_stopped(monkeypatch):
         assert set(server.commands) == {"", "zh"}
 
 
+def test_a_token_revoked_while_running_ends_the_bot_with_a_clear_error(monkeypatch):
+    """getUpdates answering 401 mid-run: exit non-zero (a supervisor restarts or alerts)."""
+    monkeypatch.setattr(
+        app_module.Engine, "load", staticmethod(lambda _: TinyEngine([hit("Still here.")]))
+    )
+    watchdog = threading.Timer(60, os.kill, (os.getpid(), signal.SIGINT))  # fail, never hang
+    with telegram_in_thread() as (server, on_loop):
+
+        async def answer_then_revoke():
+            server.send(server.user(1), "question")
+            await server.replies(1, timeout=20)
+            server.token = "123456:revoked-in-botfather"  # every call is 401 from now on
+
+        revoker = threading.Thread(target=on_loop, args=(answer_then_revoke(),))
+        revoker.start()
+        watchdog.start()
+        try:
+            with pytest.raises(QabotError, match="stopped accepting the token") as error:
+                run(Settings(telegram_token="123456:TEST-token_secret",
+                             telegram_base_url=server.base_url))
+        finally:
+            watchdog.cancel()
+            revoker.join()
+    assert "TEST-token_secret" not in str(error.value)
+
+
 def test_run_explains_a_rejected_token_without_quoting_it(monkeypatch):
     monkeypatch.setattr(app_module.Engine, "load", staticmethod(lambda _: TinyEngine([])))
     with telegram_in_thread() as (server, _), pytest.raises(QabotError) as error:
