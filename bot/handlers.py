@@ -12,7 +12,7 @@ import re
 
 from telegram import Bot, Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.i18n import Lang, choose_language, plain, text
@@ -145,7 +145,11 @@ async def unknown_button(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Log what failed with enough context to debug it, and tell the user."""
+    """Log what failed with enough context to debug it, and tell the user. Polling's own
+    network trouble (no update) is one line each: the loop retries by itself."""
+    if update is None and isinstance(context.error, NetworkError):
+        log.warning("Fetching updates failed (%s); retrying", context.error)
+        return
     log.error("Failed to handle %s", _describe(update), exc_info=context.error)
     if not isinstance(update, Update) or update.effective_message is None:
         return

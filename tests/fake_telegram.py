@@ -636,7 +636,12 @@ async def polling(
         if application.post_init:
             await application.post_init(application)
         await application.updater.start_polling(
-            timeout=poll_timeout, allowed_updates=allowed_updates
+            timeout=poll_timeout,
+            allowed_updates=allowed_updates,
+            # as run_polling does: polling errors go to the application's error handlers
+            error_callback=lambda exc: application.create_task(
+                application.process_error(error=exc, update=None)
+            ),
         )
         await application.start()
         try:

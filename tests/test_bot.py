@@ -561,3 +561,15 @@ async def test_question_length_limit_is_inclusive(telegram, tiny):
     replies = await telegram.replies(14, 2)
     assert sorted(r["text"][:9] for r in replies) == ["Passage 1", "That is 1"]
     assert engine.questions == ["q" * MAX_QUESTION]
+
+
+@pytest.mark.asyncio
+async def test_a_getupdates_outage_logs_one_line_per_failure_and_recovers(telegram, tiny, caplog):
+    caplog.set_level(logging.INFO)
+    telegram.fail("getUpdates", 502, times=3)
+    telegram.send(telegram.user(31), "still there?")
+    [reply] = await telegram.replies(31, timeout=30)
+    assert reply["text"].startswith("Passage 1")
+    ours = [r for r in caplog.records if r.name.startswith("bot")]
+    failures = [r for r in ours if "Fetching updates failed" in r.getMessage()]
+    assert len(failures) == 3 and not any(r.exc_info for r in ours)
