@@ -24,7 +24,7 @@ from telegram.ext import (
 
 from bot import handlers, logs
 from bot.i18n import Lang
-from bot.network import PollingRequest, RetryingRateLimiter
+from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
 from bot.paging import CALLBACK_PATTERN
 from bot.reindex import reindex
 from bot.state import BotState
@@ -78,6 +78,10 @@ def build_application(
             )
         )
         .rate_limiter(RetryingRateLimiter(max_retries=FLOOD_RETRIES, backoff=network_backoff))
+        .connect_timeout(TIMEOUTS["connect_timeout"])
+        .read_timeout(TIMEOUTS["read_timeout"])
+        .write_timeout(TIMEOUTS["write_timeout"])
+        .pool_timeout(TIMEOUTS["pool_timeout"])
         .get_updates_request(PollingRequest(lambda: _stop_on_rejected_token(stop[0])))
         .concurrent_updates(True)
         .post_init(register_commands)

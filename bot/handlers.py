@@ -147,10 +147,16 @@ async def unknown_button(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log what failed with enough context to debug it, and tell the user. Polling's own
     network trouble (no update) is one line each: the loop retries by itself."""
-    if update is None and isinstance(context.error, NetworkError):
-        log.warning("Fetching updates failed (%s); retrying", context.error)
+    error = context.error
+    if update is None and isinstance(error, NetworkError):
+        log.warning("Fetching updates failed (%s); retrying", error)
         return
-    log.error("Failed to handle %s", _describe(update), exc_info=context.error)
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
+        # Telegram could not be reached, or a send broke off after it may have been
+        # delivered (bot/network.py): an apology could arrive after the answer itself.
+        log.warning("Telegram did not confirm a reply for %s (%s)", _describe(update), error)
+        return
+    log.error("Failed to handle %s", _describe(update), exc_info=error)
     if not isinstance(update, Update) or update.effective_message is None:
         return
     lang = _language(update)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
+import httpx
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,6 +23,17 @@ from telegram.request import HTTPXRequest
 log = logging.getLogger(__name__)
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
+
+#: Seconds to wait for Telegram. Its answers take well under a second, but seconds under
+#: load: with python-telegram-bot's 5 s read timeout a send that took 5-7 s was delivered
+#: *and* reported as failed. A timeout now means Telegram is really stuck.
+TIMEOUTS = {"connect_timeout": 10.0, "read_timeout": 30.0, "write_timeout": 30.0, "pool_timeout": 10.0}
+
+#: httpx errors raised before Telegram could have the whole request (no connection, or the
+#: request not fully written): Telegram cannot have carried it out, so it is safe to repeat.
+NEVER_SENT = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError, httpx.WriteTimeout
+)
 
 #: Calls that are harmless to repeat when a timeout leaves it unknown whether Telegram got
 #: them. Sending a message is not among them: a retry could post the answer twice.
@@ -99,4 +112,12 @@ class PollingRequest(HTTPXRequest):
 
 
 def _retryable(exc: NetworkError, endpoint: str) -> bool:
-    return not isinstance(exc, TimedOut) or endpoint in IDEMPOTENT
+    """Repeat a call only if that cannot do it twice: it is idempotent, Telegram answered
+    with an error (5xx: not carried out), or the request never left (connect phase). A send
+    whose connection broke or timed out afterwards may have been delivered: not repeated."""
+    if endpoint in IDEMPOTENT:
+        return True
+    cause = exc.__cause__
+    if cause is None:  # an HTTP answer from Telegram (python-telegram-bot raises 5xx so)
+        return not isinstance(exc, TimedOut)
+    return isinstance(cause, NEVER_SENT)

@@ -114,6 +114,7 @@ class Fault:
     delay: float = 0.0
     description: str = ""
     drop: bool = False  # close the connection without answering
+    processed: bool = False  # with drop: carry the call out first (Telegram did, the answer was lost)
 
 
 def utf16_len(value: str) -> int:
@@ -375,10 +376,12 @@ class FakeTelegram:
         for _ in range(times):
             self._faults[method].append(Fault(status, retry_after, 0.0, description))
 
-    def drop(self, method: str, *, times: int = 1) -> None:
-        """Hang up on the next ``times`` calls of ``method``: a network error for the client."""
+    def drop(self, method: str, *, times: int = 1, processed: bool = False) -> None:
+        """Hang up on the next ``times`` calls of ``method``: a network error for the client.
+        ``processed``: carry each call out first, as when Telegram sent the message and the
+        connection broke before its answer came back."""
         for _ in range(times):
-            self._faults[method].append(Fault(drop=True))
+            self._faults[method].append(Fault(drop=True, processed=processed))
 
     def slow(self, method: str, seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` only after ``seconds``."""
@@ -441,6 +444,8 @@ class FakeTelegram:
             if fault and fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault and fault.drop:
+                if fault.processed and (handler := getattr(self, f"_api_{method}", None)):
+                    await handler(params)
                 call.status = 0
                 request.transport.close()
                 await self._notify()

@@ -12,10 +12,11 @@ import signal
 import threading
 import time
 
+import httpx
 import pytest
 import pytest_asyncio
 from fake_telegram import FakeTelegram, parse_html, polling
-from telegram.error import BadRequest, TimedOut
+from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import ExtBot
 
 from bot import app as app_module
@@ -23,7 +24,7 @@ from bot import i18n
 from bot.app import ALLOWED_UPDATES, build_application, run
 from bot.handlers import MAX_QUESTION
 from bot.logs import MASK, RedactToken
-from bot.network import RetryingRateLimiter
+from bot.network import RetryingRateLimiter, _retryable
 from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
 from bot.render import render_decline, render_page, render_sources, shorten, visible_length
 from corpus.records import Document, Passage
@@ -375,15 +376,36 @@ async def ext_bot(telegram: FakeTelegram, **limiter) -> ExtBot:
 
 
 @pytest.mark.asyncio
-async def test_5xx_and_network_errors_are_retried(telegram):
+async def test_5xx_is_retried_but_a_send_that_broke_off_is_not_repeated(telegram):
     bot = await ext_bot(telegram)
     telegram.fail("sendMessage", 502, times=2)
-    telegram.drop("sendMessage")
     telegram.fail("sendMessage", 500)
     await bot.send_message(1, "arrives")
-    assert [c.status for c in telegram.calls_to("sendMessage")] == [502, 502, 0, 500, 200]
-    assert telegram.sent(1)[0]["text"] == "arrives"
+    assert [c.status for c in telegram.calls_to("sendMessage")] == [502, 502, 500, 200]
+    telegram.drop("sendMessage", processed=True)  # delivered, then the connection broke
+    with pytest.raises(NetworkError):
+        await bot.send_message(1, "once")
+    assert [m["text"] for m in telegram.sent(1)] == ["arrives", "once"]  # not twice
     await bot.shutdown()
+
+
+def test_only_calls_that_cannot_happen_twice_are_repeated():
+    def failure(kind, cause):
+        try:
+            try:
+                raise cause
+            except httpx.HTTPError as inner:
+                raise kind("failed") from inner
+        except NetworkError as outer:
+            return outer
+
+    connect = failure(NetworkError, httpx.ConnectError("refused"))
+    broken = failure(NetworkError, httpx.RemoteProtocolError("disconnected"))
+    read_timeout = failure(TimedOut, httpx.ReadTimeout("slow"))
+    assert _retryable(connect, "sendMessage")  # never left this machine
+    assert not _retryable(broken, "sendMessage") and not _retryable(read_timeout, "sendMessage")
+    assert _retryable(broken, "editMessageText") and _retryable(read_timeout, "answerCallbackQuery")
+    assert _retryable(NetworkError("Bad Gateway"), "sendMessage")  # Telegram answered 5xx
 
 
 @pytest.mark.asyncio
@@ -573,3 +595,24 @@ async def test_a_getupdates_outage_logs_one_line_per_failure_and_recovers(telegr
     ours = [r for r in caplog.records if r.name.startswith("bot")]
     failures = [r for r in ours if "Fetching updates failed" in r.getMessage()]
     assert len(failures) == 3 and not any(r.exc_info for r in ours)
+
+
+@pytest.mark.asyncio
+async def test_a_slow_send_is_one_answer_and_no_apology(telegram, tiny):
+    """Telegram taking 7 s to confirm a send: the user gets the answer, nothing else."""
+    telegram.slow("sendMessage", 7)
+    telegram.send(telegram.user(32), "anything")
+    [reply] = await telegram.replies(32, timeout=30)
+    await telegram.quiet(0.5)
+    assert reply["text"].startswith("Passage 1") and len(telegram.sent(32)) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_send_whose_confirmation_was_lost_is_neither_repeated_nor_apologised_for(
+    telegram, tiny
+):
+    telegram.drop("sendMessage", processed=True)
+    telegram.send(telegram.user(33), "anything")
+    [reply] = await telegram.replies(33, timeout=30)
+    await telegram.quiet(1.0)
+    assert reply["text"].startswith("Passage 1") and len(telegram.sent(33)) == 1

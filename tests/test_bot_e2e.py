@@ -379,7 +379,6 @@ async def test_flood_control_and_server_errors_delay_but_never_lose_replies(tele
     assert "Yangtze" in reply["text"] and time.monotonic() - started >= 1
 
     telegram.fail("sendMessage", 502)
-    telegram.drop("sendMessage")
     telegram.fail("sendMessage", 500)
     telegram.fail("getUpdates", 503)
     telegram.drop("getUpdates")
@@ -388,7 +387,9 @@ async def test_flood_control_and_server_errors_delay_but_never_lose_replies(tele
     [reply] = await telegram.replies(61, timeout=20)
     assert "1.52亿元" in reply["text"]
     statuses = [c.status for c in telegram.calls_to("sendMessage")]
-    assert statuses == [429, 200, 502, 0, 500, 200]
+    assert statuses == [429, 200, 502, 500, 200]
+    # A send whose connection breaks after it went out is not repeated (docs/bot.md,
+    # "Delivery"): Telegram may have delivered it, and a repeat would be a duplicate.
 
 
 @pytest.mark.asyncio
