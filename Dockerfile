@@ -29,4 +29,4 @@ USER qabot
 VOLUME /data
 
 # Build the index on the first start (an empty volume), then long-poll Telegram.
-CMD ["sh", "-c", "qabot index build --if-missing && exec qabot run"]
+CMD ["sh", "-c", "qabot index build --if-stale && exec qabot run"]

@@ -32,7 +32,7 @@ model: setup
 	$(BIN)/qabot model prepare
 
 index: model
-	$(BIN)/qabot index build --if-missing
+	$(BIN)/qabot index build --if-stale
 
 bench: setup
 	$(BIN)/python bench/corpora.py

@@ -28,6 +28,7 @@ from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
 from bot.paging import CALLBACK_PATTERN
 from bot.reindex import reindex
 from bot.state import BotState
+from index.build import corpus_changes
 from index.search import Engine
 from qabot.errors import QabotError
 from qabot.settings import Settings
@@ -156,6 +157,12 @@ def run(settings: Settings) -> None:
     logs.configure(settings.telegram_token)
     log.info("Loading the model and the index from %s", settings.index_dir)
     engine = Engine.load(settings)
+    stale = corpus_changes(engine.corpus, settings.corpus_dir)
+    if stale:
+        log.warning(
+            "The index in %s does not hold the articles in %s: %s. An admin can send /reindex "
+            "(or run `qabot index build`).", settings.index_dir, settings.corpus_dir, stale,
+        )
     application = build_application(settings, engine)
     log.info("Starting the bot; %d articles indexed", len(engine.documents))
     try:

@@ -15,13 +15,13 @@ from corpus.records import Passage
 from index.calibration import null_statistics, reference_questions
 from index.embed import Embedder, Progress
 from index.embedding_cache import embed_with_cache
-from index.store import build_lock, index_size_bytes, passage_sentences, write_index
+from corpus.read import find_article_files
+from index.store import build_lock, index_size_bytes, load_index, passage_sentences, write_index
 from qabot.errors import QabotError
 from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CORPUS_SUFFIXES = (".md", ".txt", ".html", ".htm")
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,29 @@ def embedding_text(passage: Passage) -> str:
 
 
 def corpus_fingerprint(folder: Path) -> str:
-    """A hash of every article file's name and bytes: tells whether the corpus changed."""
+    """A hash of every article file's name and bytes (the files the reader reads, so hidden
+    ones do not count): tells whether the corpus changed."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in CORPUS_SUFFIXES):
+    for path in find_article_files(folder):
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def stale_reason(index_dir: Path, corpus_dir: Path) -> str | None:
+    """Why the index in ``index_dir`` does not serve the articles in ``corpus_dir`` (no
+    index, another folder, changed articles), or None when it does."""
+    try:
+        manifest = load_index(index_dir).manifest
+    except QabotError:
+        return "there is no usable index yet"
+    return corpus_changes(manifest.get("corpus", {}), corpus_dir)
+
+
+def corpus_changes(recorded: dict, corpus_dir: Path) -> str | None:
+    """Why an index whose manifest records ``recorded`` (its "corpus" entry) does not hold
+    the articles now in ``corpus_dir``, or None when it does."""
+    if Path(recorded.get("folder", "")).resolve() != corpus_dir.resolve():
+        return f"it was built from {recorded.get('folder') or 'another folder'}"
+    if not corpus_dir.is_dir() or recorded.get("fingerprint") != corpus_fingerprint(corpus_dir):
+        return "the articles changed since it was built"
+    return None

@@ -174,6 +174,11 @@ class Engine:
         return self.stored.generation
 
     @property
+    def corpus(self) -> dict:
+        """What the index records of the articles it was built from (folder, fingerprint)."""
+        return self.stored.manifest.get("corpus", {})
+
+    @property
     def candidate_mode(self) -> bool:
         """Whether the hybrid scores candidates only (a large index; see the module docstring)."""
         return self._candidates > 0

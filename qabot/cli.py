@@ -66,17 +66,15 @@ def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
-    from index.build import build_index
-    from index.store import load_index
+    from index.build import build_index, stale_reason
     from qabot.progress import progress_bar
 
-    if args.if_missing:
-        try:
-            load_index(settings.index_dir)
-            print(f"An index is already in {settings.index_dir}; not rebuilding.")
+    if args.if_stale:
+        reason = stale_reason(settings.index_dir, settings.corpus_dir)
+        if reason is None:
+            print(f"The index in {settings.index_dir} is up to date with {settings.corpus_dir}.")
             return 0
-        except QabotError:
-            pass
+        print(f"Building the index in {settings.index_dir}: {reason}.")
 
     with progress_bar("Embedding", unit="text") as progress:
         report = build_index(settings, progress=progress)
@@ -182,7 +180,9 @@ def _parser() -> argparse.ArgumentParser:
     index_commands = index.add_subparsers(title="index commands", metavar="ACTION", required=True)
     build = index_commands.add_parser("build", help="(re)build the index from the corpus")
     build.add_argument(
-        "--if-missing", action="store_true", help="only build when no loadable index exists"
+        "--if-stale", action="store_true",
+        help="only build when there is no index, or it was built from another folder, or the "
+        "articles changed since (a rebuild re-embeds only what changed)"
     )
     _add_paths(build)
     build.set_defaults(command=cmd_index_build)

@@ -51,6 +51,8 @@ def hit(
 class TinyEngine:
     """Stands in for ``index.search.Engine``: fixed hits, records the questions it got."""
 
+    corpus: dict = {}  # nothing recorded: `run` logs that the index may be stale
+
     def __init__(self, hits: list[Hit], answered: bool = True) -> None:
         self.hits, self.answered = hits, answered
         self.questions: list[str] = []

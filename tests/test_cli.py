@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from index.search import NEAREST_MIN_CONFIDENCE
 from qabot.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 
@@ -220,3 +223,24 @@ def test_chat_declines_in_the_question_language_and_points_at_its_own_command(cl
     assert "文章里没有涉及这个问题" in out and "或用 /sources 查看" in out
     assert "The articles don't cover this" in out and "see /sources for" in out
     assert "readline" in sys.modules  # arrow keys edit the line, and history works
+
+
+def test_index_build_if_stale_rebuilds_when_the_articles_or_their_folder_change(tmp_path, cli_env, capsys):
+    articles = tmp_path / "articles"
+    shutil.copytree(REPO / "corpus" / "articles", articles)
+    argv = ["index", "build", "--if-stale", "--corpus", str(articles), "--index", str(tmp_path / "i")]
+    code, out, _ = _run(capsys, *argv)
+    assert code == 0 and "there is no usable index yet" in out and "Indexed 5 documents" in out
+    code, out, _ = _run(capsys, *argv)
+    assert "is up to date" in out and "Indexed" not in out
+    (articles / ".notes.md").write_text("a hidden scratch file the reader skips", encoding="utf-8")
+    assert "is up to date" in _run(capsys, *argv)[1]
+    with open(articles / "qingshan-industry-breakthrough.md", "a", encoding="utf-8") as article:
+        article.write("\n青山区今年新增一条生产线。\n")
+    code, out, _ = _run(capsys, *argv)
+    assert "the articles changed since it was built" in out and "Indexed 5 documents" in out
+    assert "texts embedded; the others were unchanged" in out  # only what changed
+    other = tmp_path / "other"
+    shutil.copytree(articles, other)
+    argv[4] = str(other)
+    assert "it was built from" in _run(capsys, *argv)[1]
