@@ -6,6 +6,7 @@ a fake Bot API server's URL, so both exercise the same bot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -27,7 +28,8 @@ from bot.i18n import Lang
 from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
 from bot.paging import CALLBACK_PATTERN
 from bot.reindex import reindex
-from bot.state import BotState
+from bot.state import BotState, state_in
+from bot.watch import WATCH_INTERVAL, follow_rebuilds
 from index.build import corpus_changes
 from index.search import Engine
 from qabot.errors import QabotError
@@ -61,9 +63,14 @@ COMMANDS: dict[Lang, list[BotCommand]] = {
 
 
 def build_application(
-    settings: Settings, engine: Engine, *, network_backoff: float = 0.5
+    settings: Settings,
+    engine: Engine,
+    *,
+    network_backoff: float = 0.5,
+    watch_interval: float = WATCH_INTERVAL,
 ) -> Application:
-    """The bot for ``settings`` answering from ``engine``, ready for ``run_polling``."""
+    """The bot for ``settings`` answering from ``engine``, ready for ``run_polling``.
+    ``watch_interval``: seconds between looks for an index rebuilt outside the bot."""
     require_token(settings)
     logs.quiet_http_client()
     stop = []  # the application, once built, for the polling request's callback
@@ -85,7 +92,8 @@ def build_application(
         .pool_timeout(TIMEOUTS["pool_timeout"])
         .get_updates_request(PollingRequest(lambda: _stop_on_rejected_token(stop[0])))
         .concurrent_updates(True)
-        .post_init(register_commands)
+        .post_init(lambda application: _start(application, watch_interval))
+        .post_stop(_stop)
         .build()
     )
     BotState(settings=settings, engine=engine).install(application.bot_data)
@@ -137,6 +145,20 @@ def add_handlers(application: Application) -> None:
         ]
     )
     application.add_error_handler(handlers.on_error)
+
+
+async def _start(application: Application, watch_interval: float) -> None:
+    """After start-up: the command menu, and following rebuilds made outside the bot."""
+    await register_commands(application)
+    state = state_in(application.bot_data)
+    state.watcher = asyncio.create_task(follow_rebuilds(state, watch_interval))
+
+
+async def _stop(application: Application) -> None:
+    state = state_in(application.bot_data)
+    if state.watcher is not None:
+        state.watcher.cancel()
+        state.watcher = None
 
 
 async def register_commands(application: Application) -> None:

@@ -24,6 +24,8 @@ class BotState:
     generation: int = 0
     results: ResultCache = field(default_factory=ResultCache)
     rebuilding: bool = False
+    #: The task that follows rebuilds made outside the bot (bot.watch), while running.
+    watcher: asyncio.Task | None = None
 
     async def ask(self, question: str, top_k: int) -> Answer:
         """Search off the event loop: embedding is CPU-bound and must not stall other chats."""
@@ -40,4 +42,8 @@ class BotState:
 
 
 def state_of(context: CallbackContext) -> BotState:
-    return context.bot_data[_KEY]
+    return state_in(context.bot_data)
+
+
+def state_in(bot_data: dict) -> BotState:
+    return bot_data[_KEY]

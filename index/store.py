@@ -237,6 +237,15 @@ def index_size_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
+def current_generation(index_dir: Path) -> str | None:
+    """The name of the active generation (a cheap read of ``CURRENT``), or None if there is
+    no usable one: for noticing a rebuild made by another process."""
+    try:
+        return _active_generation(index_dir)
+    except IndexNotReady:
+        return None
+
+
 def _active_generation(index_dir: Path) -> str:
     pointer = index_dir / CURRENT
     try:

@@ -654,3 +654,5 @@ async def polling(
         finally:
             await application.updater.stop()
             await application.stop()
+            if application.post_stop:
+                await application.post_stop(application)

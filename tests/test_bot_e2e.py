@@ -7,6 +7,7 @@ gets a fresh bot and a fresh fake server.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import time
@@ -17,6 +18,7 @@ from fake_telegram import FakeTelegram, polling
 
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, build_application
+from index.build import build_index
 
 pytestmark = pytest.mark.slow
 
@@ -43,9 +45,9 @@ def bot_settings(settings_with_index, telegram):
     )
 
 
-def start_bot(settings, engine):
+def start_bot(settings, engine, **options):
     """The same builder ``qabot run`` uses, pointed at the fake server, polling."""
-    application = build_application(settings, engine, network_backoff=0.05)
+    application = build_application(settings, engine, network_backoff=0.05, **options)
     return polling(application, ALLOWED_UPDATES)
 
 
@@ -335,6 +337,24 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
         sources, after = (await telegram.replies(41, 4))[2:]
         assert sources["text"].startswith("Indexed articles: 1")
         assert "1.52亿元" not in after["text"]
+
+
+@pytest.mark.asyncio
+async def test_an_index_rebuilt_from_the_shell_is_picked_up_without_a_restart(
+    telegram, engine, small_corpus
+):
+    async with start_bot(small_corpus, engine, watch_interval=0.2) as application:
+        state = application.bot_data["qabot"]
+        reader = telegram.user(42)
+        telegram.send(reader, ZH_QUESTION)
+        [before] = await telegram.replies(42)
+        assert "1.52亿元" in before["text"]  # the full index still answers it
+        # What `qabot index build` does from a shell while the bot runs:
+        await asyncio.to_thread(build_index, small_corpus, embedder=engine.embedder)
+        await telegram.wait_for(lambda: state.generation == 1, timeout=30)
+        telegram.send(reader, ZH_QUESTION)
+        [_, after] = await telegram.replies(42, 2)
+        assert "1.52亿元" not in after["text"]  # answered from the one-article index
 
 
 @pytest.mark.asyncio
