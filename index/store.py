@@ -178,6 +178,8 @@ def write_index(
     in the manifest as ``calibration`` (see index.calibration).
     """
     index_dir.mkdir(parents=True, exist_ok=True)
+    # Half-written generations of killed builds go first, so they never pile up.
+    _remove_other_generations(index_dir, keep=current_generation(index_dir) or "")
     generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
     folder = index_dir / generation
     folder.mkdir()

@@ -115,3 +115,21 @@ def test_progress_counts_cached_texts_as_done(tmp_path):
     embed_with_cache(CountingEmbedder(), ["alpha", "beta", "gamma"], tmp_path,
                      progress=lambda done, total: reports.append((done, total)))
     assert reports == [(3, 3)]  # nothing to embed: the bar still shows the build done
+
+
+def test_a_build_killed_mid_way_keeps_what_it_embedded(tmp_path, monkeypatch):
+    monkeypatch.setattr("index.embedding_cache.CHUNK", 2)
+    monkeypatch.setattr("index.embedding_cache.SAVE_EVERY", 0.0)
+
+    class KilledAfterTwoChunks(CountingEmbedder):
+        def embed_passages(self, texts, progress=None):
+            if len(self.seen) >= 4:
+                raise KeyboardInterrupt  # what a kill looks like to the build
+            return super().embed_passages(texts, progress)
+
+    texts = [f"text {n}" for n in range(7)]
+    with pytest.raises(KeyboardInterrupt):
+        embed_with_cache(KilledAfterTwoChunks(), texts, tmp_path)
+    again = CountingEmbedder()
+    _, embedded = embed_with_cache(again, texts, tmp_path)
+    assert embedded == 3 and again.seen == texts[4:]  # the first two chunks were kept

@@ -155,3 +155,18 @@ def test_build_killed_while_writing_leaves_previous_index_loadable(tmp_path):
     assert stored.passages[0].doc_id == "doc-a"
     newest = _write(tmp_path, seed=2)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("gen-")] == [newest.name]
+
+
+def test_half_written_generations_of_killed_builds_are_removed_when_the_next_build_starts(tmp_path):
+    active = load_index(_write(tmp_path).parent).generation
+    for n in range(3):  # what killed builds leave behind
+        (tmp_path / f"gen-20260101T00000{n}-dead{n:02d}").mkdir()
+
+    def calibrate(stored):
+        leftovers = sorted(p.name for p in tmp_path.glob("gen-*"))
+        assert len(leftovers) == 2 and active in leftovers  # the active one and the new one
+        return {"questions": 0, "pairs": {}}
+
+    vectors, passages, documents = _sample(n=6, seed=2)
+    write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
+    assert len(list(tmp_path.glob("gen-*"))) == 1
