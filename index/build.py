@@ -46,7 +46,7 @@ def build_index(
     Pass an already loaded ``embedder`` (the bot does) to avoid loading the model twice.
     """
     started = time.perf_counter()
-    corpus = load_corpus(settings.corpus_dir)
+    corpus = load_corpus(settings.corpus_dir, int(settings.max_article_mb * 1e6))
     if not corpus.passages:
         raise QabotError(
             f"No passages found in {settings.corpus_dir}: add .md, .txt or .html articles "

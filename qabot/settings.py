@@ -87,9 +87,13 @@ class Settings:
     telegram_base_url: str = "https://api.telegram.org/bot"
     #: QABOT_ADMIN_IDS: comma-separated Telegram user ids allowed to /reindex.
     admin_ids: frozenset[int] = frozenset()
+    #: QABOT_MAX_ARTICLE_MB: larger article files are skipped with a warning. Default: 2.
+    max_article_mb: float = 2.0
 
     def __post_init__(self) -> None:
         """Checks that need two settings at once (also after ``dataclasses.replace``)."""
+        if not self.max_article_mb > 0:
+            raise QabotError(f"QABOT_MAX_ARTICLE_MB must be above 0, not {self.max_article_mb:g}.")
         scale = {"hybrid": "a confidence", "dense": "a cosine similarity"}.get(self.retriever)
         if self.min_score is not None and scale and not 0.0 <= self.min_score <= 1.0:
             raise QabotError(
@@ -112,4 +116,5 @@ class Settings:
             telegram_base_url=os.environ.get("TELEGRAM_API_BASE_URL", "").strip()
             or base.telegram_base_url,
             admin_ids=_int_set("QABOT_ADMIN_IDS"),
+            max_article_mb=_float("QABOT_MAX_ARTICLE_MB", base.max_article_mb),
         )

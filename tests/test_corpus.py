@@ -500,3 +500,12 @@ def test_invisible_characters_are_removed_from_articles(tmp_path: Path) -> None:
         "The company builds steel in Qingshan, and its new line opens next year.",
         "青山区钢铁产业今年继续增长，新的生产线明年投产。",
     ]
+
+
+def test_an_article_over_the_size_limit_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "small.md").write_text("A short article about steel in Qingshan.\n", encoding="utf-8")
+    (tmp_path / "huge.md").write_text("Steel. " * 2000, encoding="utf-8")  # 14 KB
+    corpus = load_corpus(tmp_path, max_article_bytes=10_000)
+    assert [d.doc_id for d in corpus.documents] == ["small"]
+    [warning] = corpus.warnings
+    assert warning.startswith("huge.md: 0.0 MB, over the limit of 0.01 MB") and "QABOT_MAX_ARTICLE_MB" in warning

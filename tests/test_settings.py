@@ -37,3 +37,11 @@ def test_a_min_score_is_checked_against_the_retriever_chosen_on_the_command_line
     assert settings.min_score == 5.0
     with pytest.raises(QabotError, match="for the hybrid retriever"):
         dataclasses.replace(settings, retriever="hybrid")
+
+
+def test_the_article_size_limit_is_read_and_checked(monkeypatch):
+    monkeypatch.setenv("QABOT_MAX_ARTICLE_MB", "0.5")
+    assert Settings.from_env().max_article_mb == 0.5
+    monkeypatch.setenv("QABOT_MAX_ARTICLE_MB", "0")
+    with pytest.raises(QabotError, match="QABOT_MAX_ARTICLE_MB must be above 0"):
+        Settings.from_env()
