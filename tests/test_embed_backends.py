@@ -140,3 +140,36 @@ def test_onnx_runs_only_the_pipeline_it_reproduces(model_dir, tmp_path, change, 
 
 def _edit_json(path: Path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def test_a_hub_model_that_is_not_cached_fails_at_once_offline(monkeypatch):
+    """Offline (as in tests), an uncached Hub id is one clear error, without retries."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: True)
+    with pytest.raises(ModelUnavailable, match="not in the local Hugging Face cache.*HF_HUB_OFFLINE"):
+        Embedder.load(Settings(model="nonsense/not-a-model"))
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [("missing", "There is no model 'nonsense/not-a-model' on the Hugging Face Hub"),
+     ("unreachable", "cannot be reached to download 'nonsense/not-a-model' \\(ConnectionError\\)")],
+)
+def test_a_hub_model_is_checked_once_before_any_download(monkeypatch, failure, said):
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def model_info(model_id, timeout):
+        assert timeout <= 10  # one short question, not minutes of retries
+        if failure == "missing":
+            error = RepositoryNotFoundError.__new__(RepositoryNotFoundError)
+            Exception.__init__(error, "404 Repository Not Found")
+            raise error
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: False)
+    monkeypatch.setattr(huggingface_hub, "model_info", model_info)
+    with pytest.raises(ModelUnavailable, match=said):
+        Embedder.load(Settings(model="nonsense/not-a-model"))
