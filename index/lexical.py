@@ -123,8 +123,10 @@ class LexicalIndex:
         bm25 = bm25s.BM25.load(folder, **_FILE_NAMES, show_progress=False)
         if int(bm25.scores["num_docs"]) != len(languages):
             raise ValueError(
-                f"lexical index holds {bm25.scores['num_docs']} passages, not {len(languages)}"
+                f"{PARAMS}: the lexical index holds {bm25.scores['num_docs']} passages, "
+                f"not {len(languages)}"
             )
+        _check_matrix(bm25.scores, len(bm25.vocab_dict), len(languages))
         return cls(bm25, languages)
 
     def query(self, question: str) -> LexicalQuery:
@@ -144,6 +146,19 @@ class LexicalIndex:
             counts = np.add.reduceat(hits, np.minimum(starts, len(hits) - 1))
             present = (counts > 0) & (ends > starts)  # reduceat misreports empty columns
         return present
+
+
+def _check_matrix(scores: dict, words: int, passages: int) -> None:
+    """bm25s' sparse matrix (a column per word, a row per passage) as a build writes it:
+    anything else would index out of bounds on some question, long after loading. (The
+    vocabulary may hold one entry more than there are columns: bm25s' empty token.)"""
+    indptr, indices, data = (np.asarray(scores[k]) for k in ("indptr", "indices", "data"))
+    if not 1 <= len(indptr) <= words + 1 or indptr[0] != 0 or (np.diff(indptr) < 0).any():
+        raise ValueError(f"{INDPTR}: not the column offsets of a vocabulary of {words} words")
+    if indptr[-1] != len(indices) or len(indices) != len(data):
+        raise ValueError(f"{INDICES}/{DATA}: {len(indices)} rows and {len(data)} scores for {indptr[-1]}")
+    if len(indices) and not (0 <= indices.min() and indices.max() < passages):
+        raise ValueError(f"{INDICES}: passage numbers outside 0-{passages - 1}")
 
 
 class LexicalQuery:

@@ -105,26 +105,58 @@ def _read_generation(index_dir: Path, generation: str, manifest: dict) -> Stored
         spans = np.asarray(
             json.loads((folder / SENTENCES).read_text(encoding="utf-8")), dtype=np.int64
         ).reshape(-1, 3)
-        sentence_vectors = _mapped_array(folder / SENTENCE_VECTORS)
+        sentence_vectors = (
+            np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
+            if (folder / SENTENCE_VECTORS).stat().st_size <= IN_MEMORY_MAX_BYTES
+            else _mapped_array(folder / SENTENCE_VECTORS)
+        )
         lexical_index = lexical.LexicalIndex.load(folder, [p.language for p in passages])
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise IndexNotReady(
             f"The index in {index_dir} cannot be read ({exc}). {rebuild_hint(index_dir)}"
         ) from exc
-    if vectors.ntotal != len(passages) or len(passages) != manifest.get("passages"):
+    problem = _inconsistency(vectors, passages, manifest, spans, sentence_vectors)
+    if problem:
         raise IndexNotReady(
-            f"The index in {index_dir} is inconsistent: {vectors.ntotal} vectors for "
-            f"{len(passages)} passages. {rebuild_hint(index_dir)}"
-        )
-    if len(sentence_vectors) not in (0, len(spans)):
-        raise IndexNotReady(
-            f"The index in {index_dir} is inconsistent: {len(sentence_vectors)} sentence vectors "
-            f"for {len(spans)} sentences. {rebuild_hint(index_dir)}"
+            f"The index in {index_dir} is inconsistent: {problem}. {rebuild_hint(index_dir)}"
         )
     return StoredIndex(
         vectors, passages, documents, manifest, generation, index_dir,
         lexical_index, spans, np.ascontiguousarray(sentence_vectors, dtype=np.float32),
     )
+
+
+def _inconsistency(
+    vectors: faiss.Index, passages: list[Passage], manifest: dict, spans: np.ndarray,
+    sentence_vectors: np.ndarray,
+) -> str | None:
+    """What does not fit together in a generation whose files all match their checksums (a
+    damaged build, or files edited and re-hashed), or None: caught here, not mid-question."""
+    dimension = manifest.get("model", {}).get("dimension", vectors.d)
+    if vectors.ntotal != len(passages) or len(passages) != manifest.get("passages"):
+        return f"{VECTORS}: {vectors.ntotal} vectors for {len(passages)} passages"
+    if vectors.d != dimension:
+        return f"{VECTORS}: vectors of dimension {vectors.d}, the model's is {dimension}"
+    if len(sentence_vectors) not in (0, len(spans)):
+        return f"{SENTENCE_VECTORS}: {len(sentence_vectors)} sentence vectors for {len(spans)} sentences"
+    if len(sentence_vectors) and sentence_vectors.shape[1:] != (dimension,):
+        return f"{SENTENCE_VECTORS}: vectors of shape {sentence_vectors.shape[1:]}, not ({dimension},)"
+    if len(spans):
+        owners, starts, ends = spans[:, 0], spans[:, 1], spans[:, 2]
+        lengths = np.array([len(p.text) for p in passages])
+        if (
+            owners.min() < 0 or owners.max() >= len(passages) or (np.diff(owners) < 0).any()
+            or (starts < 0).any() or (ends <= starts).any() or (ends > lengths[owners]).any()
+        ):
+            return f"{SENTENCES}: sentence spans outside their passages"
+    return None
+
+
+#: Sentence vector files up to this size are read into memory; larger ones are memory-mapped.
+#: Mapped, a file truncated under a running bot kills it with SIGBUS on the next question
+#: that reads a missing page (no Python handler can catch that); read, it cannot. Builds
+#: never change a generation's files, so only outside tampering truncates one.
+IN_MEMORY_MAX_BYTES = 64 * 2**20
 
 
 def _mapped_array(path: Path) -> np.ndarray:

@@ -9,12 +9,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
 from corpus.records import Document, Passage
 from index.store import CURRENT, load_documents, load_index, write_index
 from qabot.errors import IndexNotReady
+from qabot.files import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -170,3 +172,38 @@ def test_half_written_generations_of_killed_builds_are_removed_when_the_next_bui
     vectors, passages, documents = _sample(n=6, seed=2)
     write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
     assert len(list(tmp_path.glob("gen-*"))) == 1
+
+
+def _flat(vectors: np.ndarray) -> faiss.Index:
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index
+
+
+def _tamper(folder: Path, name: str, write) -> None:
+    """Change one file of a generation and record its new checksum, as a careless edit would."""
+    write(folder / name)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][name] = file_sha256(folder / name)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "said"),
+    [
+        ("lexical-indptr.npy", lambda p: np.save(p, np.load(p)[::-1]), "lexical-indptr.npy"),
+        ("lexical-indices.npy", lambda p: np.save(p, np.load(p) + 1000), "lexical-indices.npy"),
+        ("vectors.faiss", lambda p: faiss.write_index(_flat(np.ones((5, 4), np.float32)), str(p)),
+         "vectors.faiss: vectors of dimension 4"),
+        ("sentences.json", lambda p: p.write_text("[[0, 5, 99999]]"), "sentences"),
+    ],
+)
+def test_a_re_hashed_tampered_file_is_refused_by_name(tmp_path, name, write, said):
+    vectors, passages, documents = _sample()
+    folder = write_index(tmp_path, vectors, passages, documents,
+                         {"model": {"id": "test", "dimension": 8}},
+                         sentence_vectors=np.ones((5, 8), np.float32))
+    _tamper(folder, name, write)
+    with pytest.raises(IndexNotReady, match=said) as error:
+        load_index(tmp_path)
+    assert "qabot index build" in str(error.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import shutil
 
 import pytest
 
@@ -69,3 +70,15 @@ def test_manifest_records_what_built_the_index(engine, model_dir):
     assert manifest["passages"] == len(engine.stored.passages) > 0
     assert manifest["corpus"]["documents"] == 5 and len(manifest["corpus"]["fingerprint"]) == 64
     assert manifest["built_at"].startswith("20") and manifest["format_version"] >= 1
+
+
+def test_a_sentence_file_truncated_under_a_loaded_engine_does_not_kill_it(tmp_path, settings_with_index, embedder):
+    """Memory-mapped, a truncated file is SIGBUS on the next question; a small one is read."""
+    index = tmp_path / "index"
+    shutil.copytree(settings_with_index.index_dir, index)
+    engine = Engine.with_model(embedder, dataclasses.replace(settings_with_index, index_dir=index))
+    vectors = index / engine.generation / "sentences.npy"
+    with open(vectors, "r+b") as handle:
+        handle.truncate(128)
+    answer = engine.ask("Huanglian Port cargo throughput")
+    assert answer.answered and "1.7 million tons" in answer.hits[0].passage.text
