@@ -1,6 +1,7 @@
 # The qabot Telegram bot: the package, the default embedding model prepared at build
 # time, and the index in a volume (built on first start, rebuilt on demand).
-FROM python:3.11-slim
+# A fixed patch release of Python on a fixed Debian release: rebuilds get the same base.
+FROM python:3.11.7-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -9,7 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     QABOT_MODEL_DIR=/opt/qabot/model \
-    QABOT_INDEX_DIR=/data/index
+    QABOT_INDEX_DIR=/data/index \
+    HOME=/tmp
 
 WORKDIR /opt/qabot
 

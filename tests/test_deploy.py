@@ -60,7 +60,7 @@ def test_one_off_reindex_service_under_a_profile(compose):
 
 
 def test_image_installs_the_package_and_prepares_the_model(dockerfile):
-    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-\w+$", dockerfile, re.M)
     pin = re.search(r'"(torch==[^"]+)"', (REPO / "pyproject.toml").read_text()).group(1)
     assert f"pip install {pin} --index-url https://download.pytorch.org/whl/cpu" in dockerfile
     assert "pip install ." in dockerfile and "qabot model prepare" in dockerfile
@@ -107,3 +107,18 @@ def test_make_setup_can_take_torch_from_a_cpu_only_index(tmp_path):
     torch_line = lambda out: next(line for line in out.splitlines() if "torch==" in line)
     assert "--index-url" not in torch_line(plain.stdout)
     assert torch_line(cpu.stdout).endswith("torch==2.13.0 --index-url https://example.org/cpu")
+
+
+@pytest.mark.parametrize("name", ["bot", "reindex"])
+def test_services_run_locked_down(compose, name):
+    service = compose["services"][name]
+    assert service["read_only"] is True and "/tmp" in service["tmpfs"]
+    assert service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert service["mem_limit"]
+
+
+def test_the_base_image_is_a_fixed_release(dockerfile):
+    base = re.search(r"^FROM (\S+)", dockerfile, re.M).group(1)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base), base
+    assert re.search(r"HOME=/tmp", dockerfile)  # a writable HOME under the read-only root
