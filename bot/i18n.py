@@ -128,6 +128,11 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "{count} warning(s):",
         "zh": "{count} 条警告：",
     },
+    "reindex_eta": {"en": " About {minutes} min left.", "zh": "大约还需 {minutes} 分钟。"},
+    "reindex_cancelled": {
+        "en": "The rebuild was stopped because the bot is shutting down; the previous index stays.",
+        "zh": "机器人正在关闭，重建已停止，原来的索引保持不变。",
+    },
     "reindex_failed": {
         "en": "The rebuild failed; the previous index keeps answering.\n{reason}",
         "zh": "重建失败，仍由原来的索引回答问题。\n{reason}",

@@ -8,12 +8,14 @@ message from them every few seconds, so Telegram's edit limits are never hit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import logging
+import time
 
 from telegram import Message, Update
 from telegram.error import TelegramError
-from telegram.ext import ContextTypes
+from telegram.ext import Application, ContextTypes
 
 from bot.i18n import Lang, choose_language, plain, text
 from bot.render import shorten
@@ -29,20 +31,42 @@ PROGRESS_INTERVAL = 3.0
 SHOWN_WARNINGS = 5
 
 
+class RebuildCancelled(QabotError):
+    """The bot is stopping: the build gave up at its next progress report."""
+
+
 class _Progress:
-    """The build's latest (done, total), written by the worker thread, read by the loop."""
+    """The build's latest (done, total) and when it started embedding, written by the worker
+    thread, read by the loop; ``cancelled``, set by the loop, stops the build."""
 
     def __init__(self) -> None:
         self.latest: tuple[int, int] | None = None
+        self.first: tuple[float, int] | None = None  # (time, done) of the first report
+        self.cancelled = False
 
     def __call__(self, done: int, total: int) -> None:
+        if self.cancelled:
+            raise RebuildCancelled("the bot is stopping")
+        if self.first is None:
+            self.first = (time.monotonic(), done)  # cached texts count as done at once
         self.latest = (done, total)  # a single assignment: safe across threads
 
     def describe(self, lang: Lang) -> str:
         if not self.latest or not self.latest[1]:
             return text("reindex_reading", lang)
         done, total = self.latest
-        return text("reindex_progress", lang, done=done, total=total, percent=done * 100 // total)
+        message = text("reindex_progress", lang, done=done, total=total, percent=done * 100 // total)
+        minutes = self._minutes_left()
+        return message if minutes is None else message + text("reindex_eta", lang, minutes=minutes)
+
+    def _minutes_left(self) -> int | None:
+        """Minutes to go at the rate so far, once there is a rate to go by."""
+        started, done_then = self.first or (0.0, 0)
+        done, total = self.latest
+        elapsed = time.monotonic() - started
+        if done - done_then < 1 or elapsed < 1:
+            return None
+        return max(1, round((total - done) * elapsed / (done - done_then) / 60))
 
 
 async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -61,12 +85,12 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         status = await message.reply_html(text("reindex_reading", lang))
         log.info("Index rebuild started by user %s", user.id)
-        await _rebuild(state, status, lang)
+        await _rebuild(state, status, lang, context.application)
     finally:
         state.rebuilding = False
 
 
-async def _rebuild(state: BotState, status: Message, lang: Lang) -> None:
+async def _rebuild(state: BotState, status: Message, lang: Lang, application: Application) -> None:
     progress = _Progress()
     build = asyncio.ensure_future(
         asyncio.to_thread(build_index, state.settings, progress, embedder=state.engine.embedder)
@@ -76,10 +100,17 @@ async def _rebuild(state: BotState, status: Message, lang: Lang) -> None:
         finished, _ = await asyncio.wait({build}, timeout=PROGRESS_INTERVAL)
         if finished:
             break
+        if not application.running:  # stopping (SIGTERM): do not hold the shutdown up
+            progress.cancelled = True
         shown = await _edit_progress(status, progress.describe(lang), shown)
     try:
         report = build.result()
         engine = await asyncio.to_thread(state.engine.with_index, state.settings)
+    except RebuildCancelled:
+        log.warning("Index rebuild cancelled: the bot is stopping; the previous index stays")
+        with contextlib.suppress(TelegramError):
+            await status.edit_text(text("reindex_cancelled", lang))
+        return
     except QabotError as exc:
         log.warning("Index rebuild failed: %s", exc)
         await status.edit_text(text("reindex_failed", lang, reason=shorten(str(exc), 1500)[0]))

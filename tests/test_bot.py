@@ -103,6 +103,7 @@ def test_every_string_is_valid_telegram_html(key, lang):
             "passages",
             "seconds",
             "reason",
+            "minutes",
         ],
         "<&>",
     )

@@ -19,6 +19,7 @@ from fake_telegram import FakeTelegram, polling
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, build_application
 from index.build import build_index
+from index.store import load_index
 
 pytestmark = pytest.mark.slow
 
@@ -337,6 +338,37 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
         sources, after = (await telegram.replies(41, 4))[2:]
         assert sources["text"].startswith("Indexed articles: 1")
         assert "1.52亿元" not in after["text"]
+
+
+@pytest.mark.asyncio
+async def test_stopping_the_bot_mid_rebuild_cancels_it_and_keeps_the_old_index(
+    telegram, engine, small_corpus, monkeypatch
+):
+    real_build = reindex_module.build_index
+
+    def build_for_a_minute(settings, progress, **kwargs):
+        def report(done, total):
+            progress(done, total)
+            time.sleep(1.0)
+
+        return real_build(settings, report, **kwargs)
+
+    (small_corpus.index_dir / "embedding-cache.npz").unlink()  # every text to embed again
+    monkeypatch.setattr(reindex_module, "build_index", build_for_a_minute)
+    monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
+    monkeypatch.setattr("index.embed.PROGRESS_EVERY", 1)  # a report (and a pause) per text
+    before = load_index(small_corpus.index_dir).generation
+    async with start_bot(small_corpus, engine) as application:
+        state = application.bot_data["qabot"]
+        telegram.send(telegram.user(ADMIN), "/reindex")
+        [status] = await telegram.replies(ADMIN)
+        await telegram.wait_for(
+            lambda: "texts embedded" in telegram.message(ADMIN, status["message_id"])["text"]
+        )
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 15  # not the minute the build would take
+    assert not state.rebuilding and load_index(small_corpus.index_dir).generation == before
+    assert telegram.message(ADMIN, status["message_id"])["text"].startswith("The rebuild was stopped")
 
 
 @pytest.mark.asyncio
