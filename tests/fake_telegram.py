@@ -118,7 +118,7 @@ class Fault:
 
 
 def utf16_len(value: str) -> int:
-    return len(value.encode("utf-16-le")) // 2
+    return len(value.encode("utf-16-le", "surrogatepass")) // 2  # a lone surrogate is one unit
 
 
 def parse_html(source: str) -> tuple[str, list[dict]]:

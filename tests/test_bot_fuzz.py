@@ -1,0 +1,64 @@
+"""Fuzzing the bot end to end: odd input never reaches a user as "something went wrong".
+
+A few hundred updates of the kinds that broke handlers before (lone surrogates, blank
+commands, invisible characters, huge texts, markup, forged and oversized button data,
+stickers), seeded so a failure replays, against the real engine and the fake Bot API.
+Bounded: every update is answered or deliberately ignored within a minute.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pytest
+from test_bot_e2e import bot_settings, qabot, telegram  # noqa: F401 (fixtures used here)
+
+pytestmark = pytest.mark.slow
+
+PIECES = [
+    "", " ", "\n", "\ud800", "\udfff", "\u200b", "\u00ad", "\u202e", "\ufeff", "🙂", "👍🏽",
+    "<b>", "&amp;", "</i>", "<a href='x'>", "Qingshan", "青山区", "硅钢", "hydrogen",
+    "What", "多少", "?", "？", "/", "@", "@qa_test_bot", "x" * 300, "汉" * 200, "%s", "{0}",
+]
+COMMANDS = ["", "/ask ", "/ask@qa_test_bot ", "/start", "/help ", "/nope ", "/sources", "/"]
+
+
+def fuzzed_text(rng: random.Random) -> str:
+    body = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 8)))
+    if rng.random() < 0.05:
+        body = "长" * rng.randint(900, 5000)  # around the length limit
+    return rng.choice(COMMANDS) + body
+
+
+@pytest.mark.asyncio
+async def test_three_hundred_fuzzed_updates_get_no_apology_and_no_traceback(telegram, qabot, caplog):
+    caplog.set_level(logging.INFO)
+    rng = random.Random(2026)
+    users = [telegram.user(500 + n, rng.choice(["en", "zh", "fr"])) for n in range(12)]
+    private_texts = {}
+    for n in range(300):
+        user = rng.choice(users)
+        roll = rng.random()
+        if roll < 0.1:
+            telegram.send(user, sticker=telegram.sticker())
+        elif roll < 0.2:
+            telegram.send(user, fuzzed_text(rng), chat=telegram.group_chat())
+        elif roll < 0.3 and telegram.sent(user["id"]):
+            data = rng.choice(["more", "p:0:k:1", "p:" + "9" * 80 + ":k:1", "x" * 64, "", "p:0::1"])
+            telegram.press(user, telegram.sent(user["id"])[-1], data)
+        else:
+            text = fuzzed_text(rng)
+            extra = {}
+            if rng.random() < 0.1:  # a command entity over whatever the text is (even blank)
+                extra["entities"] = [{"type": "bot_command", "offset": 0, "length": 1}]
+            telegram.send(user, text, **extra)
+            private_texts[user["id"]] = private_texts.get(user["id"], 0) + 1
+    await telegram.wait_for(lambda: telegram.acknowledged >= 300, timeout=60)
+    await telegram.quiet(1.0)
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bot")]
+    assert not failures, failures[0].getMessage()
+    apologies = [m for m in telegram.sent() if "went wrong" in m.get("text", "") or "出了点问题" in m.get("text", "")]
+    assert not apologies
+    for user_id, count in private_texts.items():
+        assert telegram.sent(user_id), f"user {user_id} sent {count} texts and got no reply"
