@@ -280,23 +280,27 @@ def small_corpus(bot_settings, engine, tmp_path):
     return dataclasses.replace(bot_settings, corpus_dir=corpus, index_dir=index)
 
 
-@pytest.mark.asyncio
-async def test_reindex_by_admin_while_questions_keep_flowing(
-    telegram, engine, small_corpus, monkeypatch
-):
+def build_on_a_slow_machine(monkeypatch) -> None:
+    """/reindex runs the real build, pausing 1 s after each progress report, so the loop
+    can show progress (and be stopped) meanwhile."""
     real_build = reindex_module.build_index
 
-    def build_on_a_slow_machine(settings, progress, **kwargs):
-        """The real build, with a pause after each progress report for the loop to show it."""
-
+    def slow_build(settings, progress, **kwargs):
         def report(done, total):
             progress(done, total)
             time.sleep(1.0)
 
         return real_build(settings, report, **kwargs)
 
-    monkeypatch.setattr(reindex_module, "build_index", build_on_a_slow_machine)
+    monkeypatch.setattr(reindex_module, "build_index", slow_build)
     monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
+
+
+@pytest.mark.asyncio
+async def test_reindex_by_admin_while_questions_keep_flowing(
+    telegram, engine, small_corpus, monkeypatch
+):
+    build_on_a_slow_machine(monkeypatch)
     async with start_bot(small_corpus, engine) as application:
         state = application.bot_data["qabot"]
         admin, reader = telegram.user(ADMIN), telegram.user(41)
@@ -344,19 +348,10 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
 async def test_stopping_the_bot_mid_rebuild_cancels_it_and_keeps_the_old_index(
     telegram, engine, small_corpus, monkeypatch
 ):
-    real_build = reindex_module.build_index
-
-    def build_for_a_minute(settings, progress, **kwargs):
-        def report(done, total):
-            progress(done, total)
-            time.sleep(1.0)
-
-        return real_build(settings, report, **kwargs)
-
+    build_on_a_slow_machine(monkeypatch)
     (small_corpus.index_dir / "embedding-cache.npz").unlink()  # every text to embed again
-    monkeypatch.setattr(reindex_module, "build_index", build_for_a_minute)
-    monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
-    monkeypatch.setattr("index.embed.PROGRESS_EVERY", 1)  # a report (and a pause) per text
+    monkeypatch.setattr("index.embed.PROGRESS_EVERY", 1)  # a report (and a pause) per text:
+    # the build would take a minute
     before = load_index(small_corpus.index_dir).generation
     async with start_bot(small_corpus, engine) as application:
         state = application.bot_data["qabot"]
