@@ -105,11 +105,7 @@ def _read_generation(index_dir: Path, generation: str, manifest: dict) -> Stored
         spans = np.asarray(
             json.loads((folder / SENTENCES).read_text(encoding="utf-8")), dtype=np.int64
         ).reshape(-1, 3)
-        sentence_vectors = (
-            np.load(folder / SENTENCE_VECTORS, allow_pickle=False)
-            if (folder / SENTENCE_VECTORS).stat().st_size <= IN_MEMORY_MAX_BYTES
-            else _mapped_array(folder / SENTENCE_VECTORS)
-        )
+        sentence_vectors = _read_or_map(folder / SENTENCE_VECTORS)
         lexical_index = lexical.LexicalIndex.load(folder, [p.language for p in passages])
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise IndexNotReady(
@@ -157,6 +153,16 @@ def _inconsistency(
 #: that reads a missing page (no Python handler can catch that); read, it cannot. Builds
 #: never change a generation's files, so only outside tampering truncates one.
 IN_MEMORY_MAX_BYTES = 64 * 2**20
+
+
+def _read_or_map(path: Path) -> np.ndarray:
+    """The array in a ``.npy`` file, read-only: in memory up to :data:`IN_MEMORY_MAX_BYTES`,
+    memory-mapped above."""
+    if path.stat().st_size > IN_MEMORY_MAX_BYTES:
+        return _mapped_array(path)
+    array = np.load(path, allow_pickle=False)
+    array.setflags(write=False)
+    return array
 
 
 def _mapped_array(path: Path) -> np.ndarray:

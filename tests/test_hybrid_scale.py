@@ -16,8 +16,9 @@ import faiss
 import numpy as np
 import pytest
 
-from index import candidates, vector_index
+from index import candidates, store, vector_index
 from index.search import Engine
+from index.store import load_index
 
 pytestmark = pytest.mark.slow
 
@@ -144,14 +145,24 @@ def test_highlight_reads_the_top_passages_own_sentences(engine):
     assert top.highlight in [tuple(span) for span in own.tolist()]
 
 
-def test_sentence_vectors_are_memory_mapped(engine):
-    vectors = engine.stored.sentence_vectors
+def _is_mapped(vectors: np.ndarray) -> bool:
     root = vectors
     while isinstance(root, np.ndarray):
         root = root.base
-    assert isinstance(root.obj if isinstance(root, memoryview) else root, mmap.mmap)
-    assert not vectors.flags.writeable
-    assert vectors.dtype == np.float32 and vectors.shape == (len(engine.stored.sentence_spans), 384)
+    return isinstance(root.obj if isinstance(root, memoryview) else root, mmap.mmap)
+
+
+def test_large_sentence_vector_files_are_memory_mapped_small_ones_read(
+    engine, settings_with_index, monkeypatch
+):
+    """Mapped only where memory matters: a mapped file truncated under the bot is SIGBUS."""
+    small = engine.stored.sentence_vectors
+    assert not _is_mapped(small) and not small.flags.writeable
+    monkeypatch.setattr(store, "IN_MEMORY_MAX_BYTES", 0)  # as if the file were large
+    large = load_index(settings_with_index.index_dir).sentence_vectors
+    assert _is_mapped(large) and not large.flags.writeable
+    assert large.dtype == np.float32 and large.shape == (len(engine.stored.sentence_spans), 384)
+    assert np.array_equal(large, small)
 
 
 def test_language_restricted_ivf_search_probes_that_languages_lists():
