@@ -97,21 +97,26 @@ class Row:
     pools: dict[str, dict[str, float]]
     pool_hit: dict[str, bool]
     null: fusion.NullStatistics
+    #: The question's distinct words (short questions have a null of their own).
+    words: int
 
     def decide(self, decision: fusion.Decision) -> tuple[bool, bool]:
         """(answered, top-1 holds an answer) under ``decision``."""
         summaries = {lang: _Tops(f) for lang, f in self.pools.items()}
+        short = fusion.is_short(self.words)
         evidence = {
-            lang: fusion.pool_evidence(s, self.language, lang, self.null, decision, self.language in summaries)
+            lang: fusion.pool_evidence(
+                s, self.language, lang, self.null, decision, self.language in summaries, short
+            )
             for lang, s in summaries.items()
         }
-        answered = max(evidence.values()) >= decision.threshold
+        answered = self.words > 0 and max(evidence.values()) >= decision.threshold
         others = [lang for lang in evidence if lang != self.language]
         chosen = self.language if not others else max(others, key=evidence.get)
         if others and self.language in evidence:
             gap = evidence[self.language] - evidence[chosen]
             coverage = self.null.z(self.language, self.language, "coverage_top",
-                                   self.pools[self.language]["coverage_top"])
+                                   self.pools[self.language]["coverage_top"], short)
             p_other = decision.pool_model.probability({"evidence_gap": gap, "coverage_same": coverage})
             chosen = chosen if p_other > 0.5 else self.language
         return answered, self.pool_hit[chosen]
@@ -177,8 +182,9 @@ def collect(root: Path) -> list[Row]:
                 scores = np.where(languages == lang, fused.scores, -np.inf)
                 text = normalise(engine.stored.passages[int(np.argmax(scores))].text)
                 pool_hit[lang] = any(a and a in text for a in answers)
+            words = len(engine.stored.lexical.query(q["question"]).words)
             rows.append(Row(name, group, q, detect_language(q["question"]), fused.features["pools"],
-                            pool_hit, engine.null))
+                            pool_hit, engine.null, words))
     return rows
 
 
@@ -188,11 +194,15 @@ def fit_pool_model(rows: list[Row], decision: fusion.Decision) -> fusion.Logisti
     for r in rows:
         if not r.group.startswith("answerable") or len(r.pools) < 2:
             continue
+        short = fusion.is_short(r.words)
         summaries = {lang: _Tops(f) for lang, f in r.pools.items()}
-        evidence = {lang: fusion.pool_evidence(s, r.language, lang, r.null, decision) for lang, s in summaries.items()}
+        evidence = {
+            lang: fusion.pool_evidence(s, r.language, lang, r.null, decision, True, short)
+            for lang, s in summaries.items()
+        }
         other = max((lang for lang in evidence if lang != r.language), key=evidence.get)
         x.append([evidence[r.language] - evidence[other],
-                  r.null.z(r.language, r.language, "coverage_top", r.pools[r.language]["coverage_top"])])
+                  r.null.z(r.language, r.language, "coverage_top", r.pools[r.language]["coverage_top"], short)])
         data.append(r)
     x = np.array(x)
     y = np.array([r.question.get("kind") == "cross" for r in data], dtype=float)
