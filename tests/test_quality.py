@@ -149,6 +149,8 @@ def test_a_decline_names_the_closest_articles_only_when_some_stand_out(engine):
     near = engine.ask("重庆的平均工资是多少？")  # the articles cover Chongqing's industry, not its wages
     far = engine.ask("How do I make a fluffy omelette?")
     assert not far.answered and far.nearest == [] and far.confidence < NEAREST_MIN_CONFIDENCE
+    for greeting in ("hi", "thanks", "你好"):  # nothing in the articles is about them
+        assert engine.ask(greeting).nearest == [], greeting
     assert not near.answered and NEAREST_MIN_CONFIDENCE <= near.confidence < 0.5
     assert len(near.nearest) >= 2 and len({d.doc_id for d in near.nearest}) == len(near.nearest)
 
