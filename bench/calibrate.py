@@ -102,13 +102,12 @@ class Row:
 
     def decide(self, decision: fusion.Decision) -> tuple[bool, bool]:
         """(answered, top-1 holds an answer) under ``decision``."""
-        summaries = {lang: _Tops(f) for lang, f in self.pools.items()}
         short = fusion.is_short(self.words)
         evidence = {
             lang: fusion.pool_evidence(
-                s, self.language, lang, self.null, decision, self.language in summaries, short
+                f, self.language, lang, self.null, decision, self.language in self.pools, short
             )
-            for lang, s in summaries.items()
+            for lang, f in self.pools.items()
         }
         answered = self.words > 0 and max(evidence.values()) >= decision.threshold
         others = [lang for lang in evidence if lang != self.language]
@@ -120,16 +119,6 @@ class Row:
             p_other = decision.pool_model.probability({"evidence_gap": gap, "coverage_same": coverage})
             chosen = chosen if p_other > 0.5 else self.language
         return answered, self.pool_hit[chosen]
-
-
-@dataclasses.dataclass
-class _Tops:
-    """Just enough of a PoolSummary for fusion.pool_evidence."""
-
-    features: dict[str, float]
-
-    def evidence_features(self) -> dict[str, float]:
-        return self.features
 
 
 def read(path: Path) -> list[dict]:
@@ -182,9 +171,8 @@ def collect(root: Path) -> list[Row]:
                 scores = np.where(languages == lang, fused.scores, -np.inf)
                 text = normalise(engine.stored.passages[int(np.argmax(scores))].text)
                 pool_hit[lang] = any(a and a in text for a in answers)
-            words = len(engine.stored.lexical.query(q["question"]).words)
             rows.append(Row(name, group, q, detect_language(q["question"]), fused.features["pools"],
-                            pool_hit, engine.null, words))
+                            pool_hit, engine.null, fused.features["words"]))
     return rows
 
 
@@ -195,10 +183,9 @@ def fit_pool_model(rows: list[Row], decision: fusion.Decision) -> fusion.Logisti
         if not r.group.startswith("answerable") or len(r.pools) < 2:
             continue
         short = fusion.is_short(r.words)
-        summaries = {lang: _Tops(f) for lang, f in r.pools.items()}
         evidence = {
-            lang: fusion.pool_evidence(s, r.language, lang, r.null, decision, True, short)
-            for lang, s in summaries.items()
+            lang: fusion.pool_evidence(f, r.language, lang, r.null, decision, True, short)
+            for lang, f in r.pools.items()
         }
         other = max((lang for lang in evidence if lang != r.language), key=evidence.get)
         x.append([evidence[r.language] - evidence[other],

@@ -34,7 +34,6 @@ import numpy as np
 from corpus.language import detect_language
 from index.embed import Embedder
 from index.fusion import UNCALIBRATED, NullStatistics, is_short
-from index.lexical import tokenize
 from index.search import Engine
 from index.store import StoredIndex
 
@@ -61,7 +60,8 @@ def null_statistics(
     samples: dict[tuple[str, str, bool], list[dict[str, float]]] = {}
     for question, vector in zip(questions, vectors):
         language = detect_language(question)
-        short = is_short(len(set(tokenize(question))))
-        for pool, features in engine.explain(question, vector).features["pools"].items():
+        explained = engine.explain(question, vector).features
+        short = is_short(explained["words"])
+        for pool, features in explained["pools"].items():
             samples.setdefault((language, pool, short), []).append(features)
     return NullStatistics.from_samples(samples, len(questions))

@@ -261,7 +261,7 @@ def lexical_guard(language_coverage: float) -> float:
 
 
 def pool_evidence(
-    summary: PoolSummary,
+    features: dict[str, float],
     question_language: str,
     pool_language: str,
     null: NullStatistics,
@@ -275,9 +275,9 @@ def pool_evidence(
     ``coverage_weight`` · z(best word coverage) in the question's language, or in another
     language (where words are not shared) ``cross_offset``, ``lone_cross_offset`` when
     there is no pool in the question's language (``own_pool`` False). ``short``: the
-    question has at most :data:`SHORT_WORDS` words.
+    question has at most :data:`SHORT_WORDS` words. ``features``: the pool's
+    :data:`EVIDENCE` (``PoolSummary.evidence_features``).
     """
-    features = summary.evidence_features()
     z = {
         name: null.z(question_language, pool_language, name, features[name], short)
         for name in EVIDENCE
@@ -305,7 +305,9 @@ def fuse(
     short = is_short(words)
     own_pool = question_language in pools
     evidence = {
-        lang: pool_evidence(summary, question_language, lang, null, decision, own_pool, short)
+        lang: pool_evidence(
+            summary.evidence_features(), question_language, lang, null, decision, own_pool, short
+        )
         for lang, summary in pools.items()
     }
     p_other, features = _pool_decision(evidence, question_language, pools, null, decision, short)
@@ -324,6 +326,7 @@ def fuse(
         )
     features["evidence"] = evidence
     features["pools"] = {lang: summary.evidence_features() for lang, summary in pools.items()}
+    features["words"] = words
     return Fused(scores, confidence, p_other, features)
 
 

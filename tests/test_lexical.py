@@ -137,7 +137,9 @@ def test_a_one_language_index_gives_cross_language_evidence_more_credit():
     alone = fuse(signals, languages, "en", pools, NULL).features["evidence"]["zh"]
     z = (0.78 - 0.73) / 0.02
     assert alone == pytest.approx(z + decision.lone_cross_offset)
-    mixed = fusion.pool_evidence(pools["zh"], "en", "zh", NULL, decision, own_pool=True)
+    mixed = fusion.pool_evidence(
+        pools["zh"].evidence_features(), "en", "zh", NULL, decision, own_pool=True
+    )
     assert mixed == pytest.approx(z + decision.cross_offset) and alone > mixed
 
 
