@@ -10,6 +10,7 @@ losing it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import httpx
@@ -19,6 +20,8 @@ from typing import Any
 from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter
 from telegram.request import HTTPXRequest
+
+from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +96,47 @@ class RetryingRateLimiter(AIORateLimiter):
 
 class PollingRequest(HTTPXRequest):
     """The HTTP client of ``getUpdates`` (one connection, as python-telegram-bot's default),
-    which tells ``on_rejected`` when Telegram stops accepting the token mid-run (401/404).
+    the one place that sees each batch of updates before python-telegram-bot does.
 
+    ``on_updates`` gets every batch first, to record it durably (``bot.journal``): the next
+    ``getUpdates`` acknowledges it, and Telegram then forgets it. If recording fails, the
+    batch is not handed on, so Telegram keeps it and sends it again.
+
+    ``on_rejected`` hears when Telegram stops accepting the token mid-run (401/404).
     python-telegram-bot then ends its polling loop but keeps the process alive and silent,
     so a supervisor's restart policy never fires; ``getUpdates`` bypasses the rate limiter,
     so this is where the answer can be seen.
     """
 
-    def __init__(self, on_rejected: Callable[[], None], **options: Any) -> None:
+    def __init__(
+        self,
+        on_updates: Callable[[list[dict[str, Any]]], None],
+        on_rejected: Callable[[], None],
+        **options: Any,
+    ) -> None:
         super().__init__(connection_pool_size=1, **options)
+        self.on_updates = on_updates
         self.on_rejected = on_rejected
 
     async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         code, payload = await super().do_request(*args, **kwargs)
         if code in (401, 404):
             self.on_rejected()
+        elif code == 200 and (updates := _updates_in(payload)):
+            try:
+                self.on_updates(updates)
+            except QabotError as exc:  # the polling loop backs off and logs one line
+                raise NetworkError(str(exc)) from exc
         return code, payload
+
+
+def _updates_in(payload: bytes) -> list[dict[str, Any]]:
+    """The updates in a ``getUpdates`` answer (python-telegram-bot reports a garbled one)."""
+    try:
+        result = json.loads(payload).get("result")
+    except (ValueError, AttributeError):
+        return []
+    return result if isinstance(result, list) else []
 
 
 def _retryable(exc: NetworkError, endpoint: str) -> bool:

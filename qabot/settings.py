@@ -25,7 +25,7 @@ RETRIEVERS = ("hybrid", "dense", "lexical")
 BUNDLED_CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus" / "articles"
 
 
-def _path(name: str, default: Path) -> Path:
+def _path(name: str, default: Path | None) -> Path | None:
     value = os.environ.get(name, "").strip()
     return Path(value).expanduser() if value else default
 
@@ -89,6 +89,9 @@ class Settings:
     admin_ids: frozenset[int] = frozenset()
     #: QABOT_MAX_ARTICLE_MB: larger article files are skipped with a warning. Default: 2.
     max_article_mb: float = 2.0
+    #: QABOT_DATABASE: the bot's SQLite file (updates not yet answered). None (unset):
+    #: qabot.db beside the index folder, see :attr:`database_path`.
+    database: Path | None = None
 
     def __post_init__(self) -> None:
         """Checks that need two settings at once (also after ``dataclasses.replace``)."""
@@ -100,6 +103,12 @@ class Settings:
                 f"QABOT_MIN_SCORE must be between 0 and 1 for the {self.retriever} retriever "
                 f"(its score is {scale}), not {self.min_score:g}: it would decline every question."
             )
+
+    @property
+    def database_path(self) -> Path:
+        """The bot's database: ``QABOT_DATABASE``, or ``qabot.db`` beside the index folder
+        (``data/qabot.db`` by default), so that one volume holds both."""
+        return self.database or self.index_dir.parent / "qabot.db"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -117,4 +126,5 @@ class Settings:
             or base.telegram_base_url,
             admin_ids=_int_set("QABOT_ADMIN_IDS"),
             max_article_mb=_float("QABOT_MAX_ARTICLE_MB", base.max_article_mb),
+            database=_path("QABOT_DATABASE", None),
         )

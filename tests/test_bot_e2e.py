@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import random
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from fake_telegram import FakeTelegram, polling
 
 from bot import reindex as reindex_module
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
 from index.build import build_index
 from index.store import load_index
 
@@ -37,9 +41,10 @@ async def telegram():
 
 
 @pytest.fixture
-def bot_settings(settings_with_index, telegram):
+def bot_settings(settings_with_index, telegram, tmp_path):
     return dataclasses.replace(
         settings_with_index,
+        database=tmp_path / "qabot.db",
         telegram_token=telegram.token,
         telegram_base_url=telegram.base_url,
         admin_ids=frozenset({ADMIN}),
@@ -453,3 +458,66 @@ async def test_burst_of_100_updates_from_20_chats_answered_exactly_once(telegram
     ]
     assert answered == []  # private chats: no quotes, so count per chat instead
     assert {u["id"]: len(telegram.sent(u["id"])) for u in users} == {u["id"]: 5 for u in users}
+
+
+async def _bot_process(settings, log_file):
+    """``qabot run`` in its own process, configured as a user would, through the environment."""
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": settings.telegram_token,
+        "TELEGRAM_API_BASE_URL": settings.telegram_base_url,
+        "QABOT_INDEX_DIR": str(settings.index_dir),
+        "QABOT_MODEL_DIR": str(settings.model_dir),
+        "QABOT_DATABASE": str(settings.database),
+        "HF_HUB_OFFLINE": "1",
+    }
+    qabot = Path(sys.executable).with_name("qabot")
+    return await asyncio.create_subprocess_exec(
+        str(qabot), "run", env=env, stdout=log_file, stderr=log_file
+    )
+
+
+@pytest.mark.asyncio
+async def test_a_bot_killed_at_random_moments_of_a_burst_loses_no_question(
+    telegram, bot_settings, tmp_path
+):
+    """200 questions, all acknowledged to Telegram within the first polls; the bot is
+    SIGKILLed twice at random points of the burst and started again. Every question is
+    answered; the only repeats are answers sent just before a kill (at most the updates in
+    hand, ``CONCURRENT_UPDATES``, per kill). Set QABOT_KILL_SEED to replay a run."""
+    seed = int(os.environ.get("QABOT_KILL_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    questions = [EN_QUESTION, ZH_QUESTION, NO_MATCH, "/help"]
+    users = [telegram.user(5000 + n) for n in range(200)]
+    for n, user in enumerate(users):
+        telegram.send(user, questions[n % len(questions)])
+    log_path = tmp_path / "bot.log"
+    kills = []
+    with open(log_path, "ab") as log_file:
+        for run in range(3):
+            bot = await _bot_process(bot_settings, log_file)
+            try:
+                if run < 2:
+                    target = len(telegram.sent()) + rng.randint(1, 80)
+                    await telegram.wait_for(lambda: len(telegram.sent()) >= target, timeout=120)
+                    bot.kill()
+                    kills.append((len(telegram.sent()), telegram.acknowledged))
+                else:
+                    await telegram.wait_for(
+                        lambda: all(telegram.sent(u["id"]) for u in users), timeout=180
+                    )
+                    await telegram.quiet(1.0)
+                    bot.terminate()
+            except BaseException:
+                bot.kill()
+                raise
+            finally:
+                await bot.wait()
+    replies = {u["id"]: len(telegram.sent(u["id"])) for u in users}
+    lost = [uid for uid, count in replies.items() if count == 0]
+    repeated = sum(count - 1 for count in replies.values())
+    report = f"seed {seed}, kills at (answers, acknowledged) {kills}, {repeated} repeated"
+    assert kills[0][1] == 200, f"the burst should be acknowledged before the first kill: {report}"
+    assert lost == [], f"{len(lost)} questions never answered: {report}\n{log_path.read_text()}"
+    assert repeated <= 2 * CONCURRENT_UPDATES, report
+    print(report)

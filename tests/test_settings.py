@@ -45,3 +45,10 @@ def test_the_article_size_limit_is_read_and_checked(monkeypatch):
     monkeypatch.setenv("QABOT_MAX_ARTICLE_MB", "0")
     with pytest.raises(QabotError, match="QABOT_MAX_ARTICLE_MB must be above 0"):
         Settings.from_env()
+
+
+def test_the_bots_database_lives_beside_the_index_unless_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("QABOT_INDEX_DIR", str(tmp_path / "volume" / "index"))
+    assert Settings.from_env().database_path == tmp_path / "volume" / "qabot.db"
+    monkeypatch.setenv("QABOT_DATABASE", str(tmp_path / "elsewhere.sqlite"))
+    assert Settings.from_env().database_path == tmp_path / "elsewhere.sqlite"
