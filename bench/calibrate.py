@@ -21,7 +21,7 @@ constants, so that the tables below cost nothing to recompute. It
 
 1. fits the pool model (is the answer in the other language's pool?) on the answerable
    questions of the two-language corpora: an L2-regularised logistic regression (C = 1)
-   on ``evidence_gap`` and ``coverage_same`` (index/fusion.py), with leave-one-out
+   on ``evidence_gap`` and ``coverage_same`` (index/retrieval/fusion.py), with leave-one-out
    accuracy; questions whose answer is in both languages (the parallel corpus) count as
    the question's own language, the pool a reader should get;
 2. prints, for a grid of thresholds and cross-language offsets, the share answered of each
@@ -46,7 +46,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from corpus.language import detect_language  # noqa: E402
-from index import fusion  # noqa: E402
+from index.retrieval import fusion  # noqa: E402
 from qabot.eval_run import engine_over  # noqa: E402
 from qabot.evaluation import normalise  # noqa: E402
 from qabot.settings import Settings  # noqa: E402

@@ -132,7 +132,7 @@ def write(out: Path, rows, declines, seconds: float) -> None:
         "",
         f"Written by `bench/corpora.py` (`make bench`) on {dt.date.today().isoformat()} in {seconds:.0f} s, "
         "default settings (`QABOT_RETRIEVER=hybrid`, `QABOT_MIN_SCORE` unset), each index calibrated "
-        "against its own null (see `index/fusion.py`, `index/calibration.py`). Tuned on: the bundled "
+        "against its own null (see `index/retrieval/fusion.py`, `index/calibration.py`). Tuned on: the bundled "
         "dev set, the small corpus and CMRC trial (`bench/calibrate.py`). **XQuAD is the held-out test "
         "set**, run once after the tuning was done. hit@k: a passage containing an answer string "
         "(NFKC, lower case, collapsed spaces) among the first k; answered: not declined.",

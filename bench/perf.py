@@ -353,23 +353,23 @@ class Workspace:
     @property
     def embedder(self):
         if self._embedder is None:
-            from index.embed import Embedder
+            from index.embedding.embedder import Embedder
 
             started = time.perf_counter()
-            self._embedder = Embedder.load(self.settings())
+            self._embedder = Embedder.load(self.settings().model_source)
             self.embedder_load_s = time.perf_counter() - started
         return self._embedder
 
     def ensure_index(self) -> None:
         """The bundled corpus indexed into ``self.index`` (built once per run)."""
-        from index.store import load_index
+        from index.store.generations import load_index
 
         with contextlib.suppress(Exception):
             load_index(self.index)
             return
         from index.build import build_index
 
-        build_index(self.settings(), embedder=self.embedder)
+        build_index(self.settings().corpus_dir, self.settings().index_dir, self.embedder)
 
     def close(self) -> None:
         if not self.keep:
@@ -386,16 +386,16 @@ def mark(name):
     marks[name] = time.perf_counter() - t0
 import numpy; mark("import numpy")
 import faiss; mark("import faiss")
-# What the default embedding path imports (index.onnx_encoder); torch, transformers and
+# What the default embedding path imports (index.embedding.onnx_encoder); torch, transformers and
 # sentence-transformers are only imported for models without an ONNX export.
 import onnxruntime, tokenizers; mark("import onnxruntime, tokenizers")
 from qabot.settings import Settings
-from index.search import Engine
-from index.store import load_index
-mark("import qabot (index.search)")
+from qabot.engine import load_engine
+from index.store.generations import load_index
+mark("import qabot (index.retrieval.engine)")
 settings = Settings.from_env()
 load_index(settings.index_dir); mark("load index")
-engine = Engine.load(settings); mark("Engine.load (index + model + probe)")
+engine = load_engine(settings); mark("Engine.load (index + model + probe)")
 engine.ask(sys.argv[1]); mark("first ask")
 engine.ask(sys.argv[1]); mark("second ask")
 print(json.dumps(marks))
@@ -590,15 +590,15 @@ def _instrument(engine, timers: Timers) -> list:
 
     Wrapped: the question embedding, the dense search (``search_vector`` and the private
     steps of ``Engine`` that exist: ``_search``, ``_fuse``, ``_ranked``, ``_highlight``,
-    ``_nearest``), ``index.highlight.best_sentence``, and when the hybrid retrieval is there,
-    every public function and method of ``index.lexical`` and ``index.fusion`` (functions
-    where ``index.search`` calls them, methods on their classes). Each wrapped call counts
+    ``_nearest``), ``index.retrieval.highlight.best_sentence``, and when the hybrid retrieval is there,
+    every public function and method of ``index.store.lexical`` and ``index.retrieval.fusion`` (functions
+    where ``index.retrieval.engine`` calls them, methods on their classes). Each wrapped call counts
     its exclusive time, so ``_fuse`` below means the dense scoring it does itself.
     """
     import importlib
     import inspect
 
-    import index.search as search_module
+    import index.retrieval.engine as search_module
 
     undo = []
 
@@ -625,7 +625,7 @@ def _instrument(engine, timers: Timers) -> list:
     if callable(getattr(search_module, "best_sentence", None)):
         patch(search_module, "best_sentence", "highlight.best_sentence")
     # The hybrid (lexical + fusion) of the retrieval-quality work, when it is there.
-    for module_name, label in (("index.lexical", "lexical"), ("index.fusion", "fusion")):
+    for module_name, label in (("index.store.lexical", "lexical"), ("index.retrieval.fusion", "fusion")):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -643,14 +643,14 @@ def _instrument(engine, timers: Timers) -> list:
 
 
 def section_warm(ws: Workspace, plan: Plan) -> dict:
-    from index.search import Engine
+    from index.retrieval.engine import Engine
     from qabot.text_render import answer_json, answer_text
 
     ws.ensure_index()
     settings = ws.settings()
     embedder = ws.embedder
     started = time.perf_counter()
-    engine = Engine.with_model(embedder, settings)
+    engine = Engine.with_model(embedder, settings.index_dir)
     out: dict = {"engine_with_loaded_model_s": time.perf_counter() - started,
                  "model_load_in_process_s": ws.embedder_load_s}
     qs = questions()
@@ -772,9 +772,9 @@ def anchor_worker(kind: str, passes: int, vectors_path: Path) -> int:
 
     settings = Settings.from_env()
     if kind == "current":
-        from index.embed import Embedder
+        from index.embedding.embedder import Embedder
 
-        embedder = Embedder.load(settings)
+        embedder = Embedder.load(settings.model_source)
 
         def embed(q):
             forget_questions(embedder)  # time every question as a new one
@@ -782,7 +782,7 @@ def anchor_worker(kind: str, passes: int, vectors_path: Path) -> int:
     elif kind == "st32":
         from sentence_transformers import SentenceTransformer
 
-        from index.embed import ensure_default_model
+        from index.embedding.embedder import ensure_default_model
 
         model = SentenceTransformer(str(ensure_default_model(settings.model_dir)), device="cpu")
 
@@ -865,7 +865,7 @@ def _builds(ws, build_index, counter, name, corpus_dir: Path, repeats: int) -> d
         index_dir = ws.dir / (f"build-{name}" if i == repeats - 1 else f"build-{name}-{i}")
         settings = ws.settings(corpus_dir=corpus_dir, index_dir=index_dir)
         counter["texts"] = 0
-        report = build_index(settings, embedder=ws.embedder)
+        report = build_index(settings.corpus_dir, settings.index_dir, ws.embedder)
         runs.append((report, _embedded(report, counter)))
         if i < repeats - 1:
             shutil.rmtree(index_dir, ignore_errors=True)
@@ -905,7 +905,7 @@ def _rebuilds(ws, build_index, counter, name: str, corpus_dir: Path, repeats: in
                           encoding="utf-8")
         after = _passage_texts(load_corpus(corpus_dir))
         counter["texts"] = 0
-        report = build_index(settings, embedder=ws.embedder)
+        report = build_index(settings.corpus_dir, settings.index_dir, ws.embedder)
         runs.append({
             "seconds": report.seconds,
             "passages": report.passages,
@@ -1041,7 +1041,7 @@ def _render_hybrid_scale(scale: dict, add) -> None:
     add(f"Measured by `bench/hybrid_scale.py` on {scale['date']} at commit `{scale['commit']}` "
         f"({scale['wall_s'] / 60:.0f} min). Above {settings['candidate_mode_above']:,} passages the hybrid "
         f"fuses candidates only ({settings['candidates_per_pool']} per language pool from FAISS and as "
-        "many from BM25; see `index/candidates.py`); *full* scores every passage, as below that size. "
+        "many from BM25; see `index/retrieval/candidates.py`); *full* scores every passage, as below that size. "
         "Latency is the retrieval part of `Engine.ask` for a precomputed question vector (BM25, FAISS, "
         f"fusion, ranking) over the {settings['questions']} dev questions; agreement compares the two "
         "modes' results for the same questions. Memory is the engine process's anonymous memory "
@@ -1600,7 +1600,7 @@ def main(argv: list[str] | None = None) -> int:
             "other_load": {},
         }
     }
-    from index.embed import ensure_default_model
+    from index.embedding.embedder import ensure_default_model
     from qabot.settings import Settings
 
     ensure_default_model(Settings.from_env().model_dir)

@@ -144,7 +144,7 @@ def rows_of(scores: dict, rows: list[str]) -> dict[str, dict]:
 def timing(repeats: int) -> dict:
     """Per-question cost of the lexical side + fusion vs dense-only on the bundled corpus."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from index.search import Engine
+    from index.retrieval.engine import Engine
     from qabot.eval_run import engine_over
     from qabot.settings import Settings
 
@@ -286,7 +286,7 @@ def report(results: dict, commands: list[str], seconds: dict, timings: dict | No
         "**lexical** = BM25 (bm25s, Chinese segmented with jieba); **hybrid** (the default) = per language "
         "pool, z-scored passage cosine + 0.5 × best-sentence cosine + 1.5 × BM25 (BM25 weighted down "
         "when the question's words are absent from the pool: the cross-lingual guard), then a "
-        "calibrated choice between the question's language and the other (see `index/fusion.py`)."),
+        "calibrated choice between the question's language and the other (see `index/retrieval/fusion.py`)."),
         "",
         "## Targets",
         "",

@@ -33,7 +33,8 @@ from bot.reindex import reindex
 from bot.state import BotState, state_in
 from bot.watch import WATCH_INTERVAL, follow_rebuilds
 from index.build import corpus_changes
-from index.search import Engine
+from index.retrieval.engine import Engine
+from qabot.engine import load_engine
 from qabot.errors import QabotError
 from qabot.settings import Settings
 
@@ -232,7 +233,7 @@ def run(settings: Settings) -> None:
     require_token(settings)
     logs.configure(settings.telegram_token)
     log.info("Loading the model and the index from %s", settings.index_dir)
-    engine = Engine.load(settings)
+    engine = load_engine(settings)
     stale = corpus_changes(engine.corpus, settings.corpus_dir)
     if stale:
         log.warning(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Lang, plain
-from index.search import Hit
+from index.retrieval.engine import Hit
 
 #: Answers whose pages can still be turned; the least recently used are forgotten first.
 CACHE_SIZE = 1000

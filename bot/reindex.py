@@ -93,7 +93,14 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _rebuild(state: BotState, status: Message, lang: Lang, application: Application) -> None:
     progress = _Progress()
     build = asyncio.ensure_future(
-        asyncio.to_thread(build_index, state.settings, progress, embedder=state.engine.embedder)
+        asyncio.to_thread(
+            build_index,
+            state.settings.corpus_dir,
+            state.settings.index_dir,
+            state.engine.embedder,
+            max_article_bytes=state.settings.max_article_bytes,
+            progress=progress,
+        )
     )
     shown = progress.describe(lang)  # what the status message says now
     while True:
@@ -105,7 +112,7 @@ async def _rebuild(state: BotState, status: Message, lang: Lang, application: Ap
         shown = await _edit_progress(status, progress.describe(lang), shown)
     try:
         report = build.result()
-        engine = await asyncio.to_thread(state.engine.with_index, state.settings)
+        engine = await asyncio.to_thread(state.engine.with_index, state.settings.index_dir)
     except RebuildCancelled:
         log.warning("Index rebuild cancelled: the bot is stopping; the previous index stays")
         with contextlib.suppress(TelegramError):

@@ -16,7 +16,7 @@ from telegram.constants import MessageLimit
 
 from bot.i18n import Lang, text
 from corpus.records import Document
-from index.search import Hit
+from index.retrieval.engine import Hit
 
 ELLIPSIS = "…"
 PAGE_SIZE = 3

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from telegram.ext import CallbackContext
 
 from bot.paging import ResultCache
-from index.search import Answer, Engine
+from index.retrieval.engine import Answer, Engine
 from qabot.settings import Settings
 
 _KEY = "qabot"

@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 from bot.state import BotState
-from index.store import current_generation
+from index.store.generations import current_generation
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def follow_rebuilds(state: BotState, interval: float = WATCH_INTERVAL) -> 
         if state.rebuilding or current in (None, refused, state.engine.generation):
             continue
         try:
-            engine = await asyncio.to_thread(state.engine.with_index, state.settings)
+            engine = await asyncio.to_thread(state.engine.with_index, state.settings.index_dir)
         except QabotError as exc:
             refused = current
             log.warning("A new index (%s) cannot be loaded, still answering from %s: %s",

@@ -1,1 +1,8 @@
-"""The index stage: embed passages, store them in FAISS, and retrieve them for questions."""
+"""The index stage: passages in, vectors stored, answers out.
+
+* ``build``       a corpus folder -> passages -> vectors -> a new stored generation
+* ``calibration`` what unrelated questions score on a new generation (its null)
+* ``embedding/``  the model: passages and questions -> vectors
+* ``store/``      generations on disk: FAISS vectors, BM25, manifest
+* ``retrieval/``  the engine: a question -> the best passages, or a decline
+"""

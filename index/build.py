@@ -11,14 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from corpus import load_corpus
+from corpus.load import MAX_ARTICLE_BYTES
 from corpus.records import Passage
 from index.calibration import null_statistics, reference_questions
-from index.embed import Embedder, Progress
-from index.embedding_cache import embed_with_cache
+from index.embedding.embedder import Embedder, ModelSource, Progress
+from index.embedding.cache import embed_with_cache
 from corpus.read import find_article_files
-from index.store import build_lock, index_size_bytes, load_index, passage_sentences, write_index
+from index.store.generations import build_lock, index_size_bytes, load_index, passage_sentences, write_index
 from qabot.errors import QabotError
-from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +39,29 @@ class BuildReport:
 
 
 def build_index(
-    settings: Settings, progress: Progress | None = None, embedder: Embedder | None = None
+    corpus_dir: Path,
+    index_dir: Path,
+    model: Embedder | ModelSource,
+    *,
+    max_article_bytes: int = MAX_ARTICLE_BYTES,
+    progress: Progress | None = None,
 ) -> BuildReport:
-    """Embed the corpus and atomically replace the index; the old one stays on any failure.
+    """Embed the articles in ``corpus_dir`` and atomically replace the index in
+    ``index_dir``; the old one stays on any failure.
 
-    Pass an already loaded ``embedder`` (the bot does) to avoid loading the model twice.
+    ``model``: an already loaded embedder (the bot passes its own, to avoid loading the model
+    twice), or which one to load, after the corpus and the folder have been checked.
     """
     started = time.perf_counter()
-    corpus = load_corpus(settings.corpus_dir, int(settings.max_article_mb * 1e6))
+    corpus = load_corpus(corpus_dir, max_article_bytes)
     if not corpus.passages:
         raise QabotError(
-            f"No passages found in {settings.corpus_dir}: add .md, .txt or .html articles "
+            f"No passages found in {corpus_dir}: add .md, .txt or .html articles "
             "there (or point QABOT_CORPUS_DIR at them). The existing index was left unchanged."
         )
-    _check_writable(settings.index_dir)
-    embedder = embedder or Embedder.load(settings)
-    with build_lock(settings.index_dir):
+    _check_writable(index_dir)
+    embedder = model if isinstance(model, Embedder) else Embedder.load(model)
+    with build_lock(index_dir):
         # Passages and their sentences are embedded in one run (progress counts texts);
         # texts unchanged since the last build come from the cache.
         texts = [embedding_text(p) for p in corpus.passages]
@@ -64,7 +71,7 @@ def build_index(
         ]
         questions = reference_questions()
         everything, embedded = embed_with_cache(
-            embedder, texts + sentences, settings.index_dir, progress, queries=questions
+            embedder, texts + sentences, index_dir, progress, queries=questions
         )
         passages_end = len(texts) + len(sentences)
         vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) : passages_end]
@@ -79,15 +86,15 @@ def build_index(
                 "probe": [round(float(x), 6) for x in embedder.probe],
             },
             "corpus": {
-                "folder": str(settings.corpus_dir),
-                "fingerprint": corpus_fingerprint(settings.corpus_dir),
+                "folder": str(corpus_dir),
+                "fingerprint": corpus_fingerprint(corpus_dir),
                 "documents": len(corpus.documents),
             },
             "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "build_seconds": round(time.perf_counter() - started, 2),
         }
         folder = write_index(
-            settings.index_dir, vectors, corpus.passages, corpus.documents, manifest,
+            index_dir, vectors, corpus.passages, corpus.documents, manifest,
             sentence_vectors=sentence_vectors,
             calibrate=lambda stored: null_statistics(embedder, stored, reference_vectors).to_dict(),
         )

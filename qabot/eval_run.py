@@ -17,8 +17,9 @@ import json
 from pathlib import Path
 
 from index.build import build_index, corpus_fingerprint
-from index.embed import Embedder
-from index.search import Engine
+from index.embedding.embedder import Embedder
+from index.retrieval.engine import Engine
+from qabot.engine import load_engine
 from qabot.errors import IndexNotReady, QabotError
 from qabot.evaluation import Outcome, Question, metrics, read_questions, results_line
 from qabot.progress import progress_bar
@@ -105,16 +106,24 @@ def engine_over(settings: Settings) -> Engine:
     """An engine over an index of ``settings.corpus_dir``, building it if missing or stale."""
     embedder = None
     try:
-        engine = Engine.load(settings)
+        engine = load_engine(settings)
         if engine.stored.manifest["corpus"]["fingerprint"] == corpus_fingerprint(settings.corpus_dir):
             return engine
         embedder = engine.embedder
     except IndexNotReady:
         pass
-    embedder = embedder or Embedder.load(settings)
+    embedder = embedder or Embedder.load(settings.model_source)
     with progress_bar("Embedding", unit="text") as progress:
-        build_index(settings, progress=progress, embedder=embedder)
-    return Engine.with_model(embedder, settings)
+        build_index(
+            settings.corpus_dir,
+            settings.index_dir,
+            embedder,
+            max_article_bytes=settings.max_article_bytes,
+            progress=progress,
+        )
+    return Engine.with_model(
+        embedder, settings.index_dir, min_score=settings.min_score, retriever=settings.retriever
+    )
 
 
 def _embed_in_chunks(embedder: Embedder, texts: list[str], progress, chunk: int = 256):

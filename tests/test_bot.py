@@ -33,7 +33,7 @@ from bot.network import RetryingRateLimiter, _retryable
 from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
 from bot.render import render_decline, render_page, render_sources, shorten, visible_length
 from corpus.records import Document, Passage
-from index.search import Answer, Hit
+from index.retrieval.engine import Answer, Hit
 from qabot.errors import QabotError
 from qabot.settings import Settings
 
@@ -54,7 +54,7 @@ def hit(
 
 
 class TinyEngine:
-    """Stands in for ``index.search.Engine``: fixed hits, records the questions it got."""
+    """Stands in for ``index.retrieval.engine.Engine``: fixed hits, records the questions it got."""
 
     corpus: dict = {}  # nothing recorded: `run` logs that the index may be stale
 
@@ -317,7 +317,7 @@ def telegram_in_thread():
 def test_run_answers_until_stopped(monkeypatch, tmp_path):
     """``qabot run`` itself: polls, answers, and shuts down cleanly on SIGINT."""
     monkeypatch.setattr(
-        app_module.Engine, "load", staticmethod(lambda _: TinyEngine([hit("Run works.")]))
+        app_module, "load_engine", lambda _: TinyEngine([hit("Run works.")])
     )
     with telegram_in_thread() as (server, on_loop):
 
@@ -337,7 +337,7 @@ def test_run_answers_until_stopped(monkeypatch, tmp_path):
 def test_a_token_revoked_while_running_ends_the_bot_with_a_clear_error(monkeypatch, tmp_path):
     """getUpdates answering 401 mid-run: exit non-zero (a supervisor restarts or alerts)."""
     monkeypatch.setattr(
-        app_module.Engine, "load", staticmethod(lambda _: TinyEngine([hit("Still here.")]))
+        app_module, "load_engine", lambda _: TinyEngine([hit("Still here.")])
     )
     watchdog = threading.Timer(60, os.kill, (os.getpid(), signal.SIGINT))  # fail, never hang
     with telegram_in_thread() as (server, on_loop):
@@ -360,7 +360,7 @@ def test_a_token_revoked_while_running_ends_the_bot_with_a_clear_error(monkeypat
 
 
 def test_run_explains_a_rejected_token_without_quoting_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(app_module.Engine, "load", staticmethod(lambda _: TinyEngine([])))
+    monkeypatch.setattr(app_module, "load_engine", lambda _: TinyEngine([]))
     with telegram_in_thread() as (server, _), pytest.raises(QabotError) as error:
         run(dataclasses.replace(settings_for(server, tmp_path / "qabot.db"),
                                 telegram_token="999:wrong-secret"))

@@ -23,7 +23,7 @@ from fake_telegram import FakeTelegram, polling
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
 from index.build import build_index
-from index.store import load_index
+from index.store.generations import load_index
 
 pytestmark = pytest.mark.slow
 
@@ -290,12 +290,12 @@ def build_on_a_slow_machine(monkeypatch) -> None:
     can show progress (and be stopped) meanwhile."""
     real_build = reindex_module.build_index
 
-    def slow_build(settings, progress, **kwargs):
+    def slow_build(*args, progress, **kwargs):
         def report(done, total):
             progress(done, total)
             time.sleep(1.0)
 
-        return real_build(settings, report, **kwargs)
+        return real_build(*args, progress=report, **kwargs)
 
     monkeypatch.setattr(reindex_module, "build_index", slow_build)
     monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
@@ -355,7 +355,7 @@ async def test_stopping_the_bot_mid_rebuild_cancels_it_and_keeps_the_old_index(
 ):
     build_on_a_slow_machine(monkeypatch)
     (small_corpus.index_dir / "embedding-cache.npz").unlink()  # every text to embed again
-    monkeypatch.setattr("index.embed.PROGRESS_EVERY", 1)  # a report (and a pause) per text:
+    monkeypatch.setattr("index.embedding.embedder.PROGRESS_EVERY", 1)  # a report (and a pause) per text:
     # the build would take a minute
     before = load_index(small_corpus.index_dir).generation
     async with start_bot(small_corpus, engine) as application:
@@ -382,7 +382,9 @@ async def test_an_index_rebuilt_from_the_shell_is_picked_up_without_a_restart(
         [before] = await telegram.replies(42)
         assert "1.52亿元" in before["text"]  # the full index still answers it
         # What `qabot index build` does from a shell while the bot runs:
-        await asyncio.to_thread(build_index, small_corpus, embedder=engine.embedder)
+        await asyncio.to_thread(
+            build_index, small_corpus.corpus_dir, small_corpus.index_dir, engine.embedder
+        )
         await telegram.wait_for(lambda: state.generation == 1, timeout=30)
         telegram.send(reader, ZH_QUESTION)
         [_, after] = await telegram.replies(42, 2)

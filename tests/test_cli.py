@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from index.search import NEAREST_MIN_CONFIDENCE
+from index.retrieval.engine import NEAREST_MIN_CONFIDENCE
 from qabot.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ def cli_env(monkeypatch, settings_with_index, embedder):
     """Point the CLI at the session's index and reuse the session's loaded model."""
     monkeypatch.setenv("QABOT_INDEX_DIR", str(settings_with_index.index_dir))
     monkeypatch.setenv("QABOT_MODEL_DIR", str(settings_with_index.model_dir))
-    monkeypatch.setattr("index.embed.Embedder.load", classmethod(lambda cls, settings: embedder))
+    monkeypatch.setattr("index.embedding.embedder.Embedder.load", classmethod(lambda cls, model: embedder))
     return settings_with_index
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.embed import Embedder
+from index.embedding.embedder import Embedder
 from qabot.errors import ModelUnavailable
 from qabot.settings import Settings
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def _dev_questions() -> list[str]:
 
 @pytest.fixture(scope="module")
 def torch_embedder(model_dir) -> Embedder:
-    return Embedder.load(Settings(model_dir=model_dir, embed_backend="torch"))
+    return Embedder.load(Settings(model_dir=model_dir, embed_backend="torch").model_source)
 
 
 def test_default_model_runs_on_onnx(embedder):
@@ -60,12 +60,12 @@ def test_one_question_alone_or_in_a_batch_gets_the_same_vector(embedder):
 
 def test_index_built_on_torch_answers_onnx_questions(torch_embedder, embedder, tmp_path, model_dir):
     from index.build import build_index
-    from index.search import Engine
+    from index.retrieval.engine import Engine
 
     settings = Settings(index_dir=tmp_path / "index", model_dir=model_dir)
-    build_index(settings, embedder=torch_embedder)
-    on_torch = Engine.with_model(torch_embedder, settings)
-    on_onnx = Engine.with_model(embedder, settings)  # the probe check accepts it
+    build_index(settings.corpus_dir, settings.index_dir, torch_embedder)
+    on_torch = Engine.with_model(torch_embedder, settings.index_dir)
+    on_onnx = Engine.with_model(embedder, settings.index_dir)  # the probe check accepts it
     questions = _dev_questions()
     same = sum(
         on_torch.ask(q).hits[0].passage.text == on_onnx.ask(q).hits[0].passage.text for q in questions
@@ -76,9 +76,9 @@ def test_index_built_on_torch_answers_onnx_questions(torch_embedder, embedder, t
 def test_folder_without_export_falls_back_to_torch(model_dir, tmp_path):
     plain = tmp_path / "plain"
     shutil.copytree(model_dir, plain, ignore=shutil.ignore_patterns("onnx"))
-    assert Embedder.load(Settings(model=str(plain))).backend == "torch"
+    assert Embedder.load(Settings(model=str(plain)).model_source).backend == "torch"
     with pytest.raises(ModelUnavailable, match="QABOT_EMBED_BACKEND=onnx.*no ONNX export"):
-        Embedder.load(Settings(model=str(plain), embed_backend="onnx"))
+        Embedder.load(Settings(model=str(plain), embed_backend="onnx").model_source)
 
 
 def test_answering_a_question_does_not_import_torch(settings_with_index):
@@ -86,11 +86,11 @@ def test_answering_a_question_does_not_import_torch(settings_with_index):
     script = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from index.search import Engine\n"
+        "from qabot.engine import load_engine\n"
         "from qabot.settings import Settings\n"
         f"settings = Settings(index_dir=Path({str(settings_with_index.index_dir)!r}), "
         f"model_dir=Path({str(settings_with_index.model_dir)!r}))\n"
-        "answer = Engine.load(settings).ask('Which industries does Qingshan plan to grow?')\n"
+        "answer = load_engine(settings).ask('Which industries does Qingshan plan to grow?')\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
         "print(json.dumps({'answered': answer.answered, 'heavy': heavy}))\n"
     )
@@ -121,7 +121,7 @@ def test_a_repeated_question_reuses_its_vector(embedder):
 )
 def test_onnx_runs_only_the_pipeline_it_reproduces(model_dir, tmp_path, change, runs_on_onnx):
     """Any other pooling or a broken configuration goes to sentence-transformers instead."""
-    from index.onnx_encoder import onnx_pipeline
+    from index.embedding.onnx_encoder import onnx_pipeline
 
     folder = tmp_path / "model"
     for path in model_dir.rglob("*.json"):
@@ -148,7 +148,7 @@ def test_a_hub_model_that_is_not_cached_fails_at_once_offline(monkeypatch):
 
     monkeypatch.setattr(constants, "is_offline_mode", lambda: True)
     with pytest.raises(ModelUnavailable, match="not in the local Hugging Face cache.*HF_HUB_OFFLINE"):
-        Embedder.load(Settings(model="nonsense/not-a-model"))
+        Embedder.load(Settings(model="nonsense/not-a-model").model_source)
 
 
 @pytest.mark.parametrize(
@@ -172,4 +172,4 @@ def test_a_hub_model_is_checked_once_before_any_download(monkeypatch, failure, s
     monkeypatch.setattr(constants, "is_offline_mode", lambda: False)
     monkeypatch.setattr(huggingface_hub, "model_info", model_info)
     with pytest.raises(ModelUnavailable, match=said):
-        Embedder.load(Settings(model="nonsense/not-a-model"))
+        Embedder.load(Settings(model="nonsense/not-a-model").model_source)

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from index.embedding_cache import CACHE_FILE, embed_with_cache
+from index.embedding.cache import CACHE_FILE, embed_with_cache
 
 
 class CountingEmbedder:
@@ -86,12 +86,12 @@ def test_rebuild_after_editing_one_article_embeds_only_its_changes(
     import dataclasses
 
     from index.build import build_index
-    from index.search import Engine
+    from index.retrieval.engine import Engine
 
     corpus = tmp_path / "corpus"
     shutil.copytree(settings_with_index.corpus_dir, corpus)
     settings = dataclasses.replace(settings_with_index, corpus_dir=corpus, index_dir=tmp_path / "i")
-    first = build_index(settings, embedder=embedder)
+    first = build_index(settings.corpus_dir, settings.index_dir, embedder)
     assert 0.9 * first.texts <= first.embedded <= first.texts  # identical texts embed once
     article = corpus / "jiulongpo-western-hydrogen-valley.md"
     article.write_text(
@@ -99,9 +99,9 @@ def test_rebuild_after_editing_one_article_embeds_only_its_changes(
         + "\nThe district also plans a robotics park next to Huanglian Port by 2030.\n",
         encoding="utf-8",
     )
-    second = build_index(settings, embedder=embedder)
+    second = build_index(settings.corpus_dir, settings.index_dir, embedder)
     assert 0 < second.embedded <= 3  # the changed passage and its new sentence(s)
-    top = Engine.with_model(embedder, settings).ask("robotics park next to Huanglian Port").hits[0]
+    top = Engine.with_model(embedder, settings.index_dir).ask("robotics park next to Huanglian Port").hits[0]
     assert "robotics park" in top.passage.text
 
 
@@ -118,8 +118,8 @@ def test_progress_counts_cached_texts_as_done(tmp_path):
 
 
 def test_a_build_killed_mid_way_keeps_what_it_embedded(tmp_path, monkeypatch):
-    monkeypatch.setattr("index.embedding_cache.CHUNK", 2)
-    monkeypatch.setattr("index.embedding_cache.SAVE_EVERY", 0.0)
+    monkeypatch.setattr("index.embedding.cache.CHUNK", 2)
+    monkeypatch.setattr("index.embedding.cache.SAVE_EVERY", 0.0)
 
     class KilledAfterTwoChunks(CountingEmbedder):
         def embed_passages(self, texts, progress=None):

@@ -16,9 +16,13 @@ import faiss
 import numpy as np
 import pytest
 
-from index import candidates, store, vector_index
-from index.search import Engine
-from index.store import load_index
+from index.retrieval import candidates
+
+from index.store import generations as store
+
+from index.store import vectors as vector_index
+from index.retrieval.engine import Engine
+from index.store.generations import load_index
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from corpus.records import Document, Passage
-from index.store import CURRENT, load_documents, load_index, write_index
+from index.store.generations import CURRENT, load_documents, load_index, write_index
 from qabot.errors import IndexNotReady
 from qabot.files import file_sha256
 
@@ -130,7 +130,7 @@ def test_build_killed_while_writing_leaves_previous_index_loadable(tmp_path):
         import sys, time
         sys.path.insert(0, {str(REPO)!r})
         import numpy as np
-        import index.store as store
+        import index.store.generations as store
         from corpus.records import Document, Passage
 
         def stall(path):

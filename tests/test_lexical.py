@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from corpus.records import Document, Passage
-from index import fusion
-from index.fusion import Logistic, NullStatistics, Signals, fuse, lexical_guard, summarise
-from index.highlight import best_sentence, sentence_spans
-from index.lexical import LexicalIndex, tokenize
-from index.store import DATA_FILES, load_index, write_index
+from index.retrieval import fusion
+from index.retrieval.fusion import Logistic, NullStatistics, Signals, fuse, lexical_guard, summarise
+from index.retrieval.highlight import best_sentence, sentence_spans
+from index.store.lexical import LexicalIndex, tokenize
+from index.store.generations import DATA_FILES, load_index, write_index
 from qabot.errors import IndexNotReady
 
 

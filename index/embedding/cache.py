@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.embed import Embedder, Progress
+from index.embedding.embedder import Embedder, Progress
 
 log = logging.getLogger(__name__)
 

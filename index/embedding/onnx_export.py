@@ -9,7 +9,7 @@ sentence-transformers' own ``backend="onnx"`` exports through ``optimum``, which
 support the transformers release we use, so the export is done here with torch's
 TorchScript-based exporter. The graph takes ``input_ids`` and ``attention_mask`` and returns
 ``last_hidden_state``; tokenising, pooling and normalising stay as the folder's
-sentence-transformers configuration says (see :mod:`index.onnx_encoder`). The file goes where
+sentence-transformers configuration says (see :mod:`index.embedding.onnx_encoder`). The file goes where
 sentence-transformers looks for it, ``onnx/model.onnx``, so the folder stays an ordinary
 sentence-transformers model.
 

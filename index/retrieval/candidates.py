@@ -1,8 +1,8 @@
 """Candidate mode: how the hybrid ranks a large index without scoring every passage.
 
-Above :data:`CANDIDATE_MODE_ABOVE` passages :class:`index.search.Engine` fuses only
+Above :data:`CANDIDATE_MODE_ABOVE` passages :class:`index.retrieval.engine.Engine` fuses only
 candidates (per language pool, FAISS's nearest and BM25's best), while the pool statistics
-the calibrated models were fitted with stay whole-pool ones (see :mod:`index.search` and
+the calibrated models were fitted with stay whole-pool ones (see :mod:`index.retrieval.engine` and
 :class:`LanguagePool`). This module holds what that needs: the per-language summaries built
 once per engine, and the array helpers that read only the candidates' sentence rows.
 """
@@ -15,9 +15,9 @@ from typing import NamedTuple
 import faiss
 import numpy as np
 
-from index.fusion import Moments, PoolSummary
-from index.store import StoredIndex
-from index.vector_index import EXACT_MAX_PASSAGES
+from index.retrieval.fusion import Moments, PoolSummary
+from index.store.generations import StoredIndex
+from index.store.vectors import EXACT_MAX_PASSAGES
 
 #: Above this many passages the hybrid scores candidates only (see the module docstring).
 #: The FAISS index turns approximate at the same size, and below it scoring every passage

@@ -38,7 +38,7 @@ The constants in ``index/data/decision.json`` were fitted by ``bench/calibrate.p
 tuning data only (the dev sets in ``tests/data``, the small corpus there, CMRC trial),
 never on XQuAD.
 
-**Candidates.** On a large index the engine scores only candidates (see ``index.search``);
+**Candidates.** On a large index the engine scores only candidates (see ``index.retrieval.engine``);
 each language pool's statistics (mean, spread and maximum of each signal over *all* its
 passages, as :class:`PoolSummary`) then come from the caller. With every passage scored
 they are computed from the signals themselves (:func:`summarise`): one path either way.
@@ -76,7 +76,7 @@ SHORT_WORDS = 2
 #: Fewer reference questions than this in a pair's short class: the whole class is used.
 SHORT_MIN_SAMPLES = 10
 #: The fitted constants (see the module docstring).
-DECISION_FILE = Path(__file__).resolve().parent / "data" / "decision.json"
+DECISION_FILE = Path(__file__).resolve().parent.parent / "data" / "decision.json"
 
 
 @dataclass(frozen=True)

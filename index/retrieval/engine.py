@@ -3,16 +3,16 @@
 Three retrievers (``QABOT_RETRIEVER``): ``dense`` (passage embeddings only), ``lexical``
 (BM25 only) and ``hybrid``, the default, which fuses both with sentence-level similarity
 per language pool and decides between the pools with calibrated models (see
-:mod:`index.fusion`).
+:mod:`index.retrieval.fusion`).
 
-**Large indexes.** Above :data:`index.candidates.CANDIDATE_MODE_ABOVE` passages the hybrid
+**Large indexes.** Above :data:`index.retrieval.candidates.CANDIDATE_MODE_ABOVE` passages the hybrid
 scores *candidates* only: per language pool, FAISS's nearest passages and BM25's best. The
 pool statistics the calibrated models were fitted with stay whole-pool ones, cheaply: the
 passage-cosine mean and variance are exact from each language's mean vector and covariance
 (mean(v·q) = mean(v)·q, var(v·q) = qᵀ·cov(v)·q, computed once when the engine starts),
 BM25's come from the scores of every passage (bm25s computes them anyway), and the
 best-sentence signal's from a fixed sample of passages per language (see
-:mod:`index.candidates`). No copy of the passage vectors is kept then, and the sentence
+:mod:`index.retrieval.candidates`). No copy of the passage vectors is kept then, and the sentence
 vectors stay memory-mapped (only candidates' rows are read). ``bench/hybrid_scale.py``
 measures both modes.
 """
@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -30,8 +31,8 @@ import numpy as np
 from corpus.clean import strip_invisible
 from corpus.language import detect_language
 from corpus.records import Document, Passage
-from index.embed import Embedder
-from index.candidates import (
+from index.embedding.embedder import Embedder, ModelSource
+from index.retrieval.candidates import (
     Found,
     LanguagePool,
     add_direct_map,
@@ -43,13 +44,13 @@ from index.candidates import (
     spread,
     top_positive,
 )
-from index.fusion import Fused, NullStatistics, Signals, fuse, is_short, summarise
-from index.highlight import best_sentence, sentence_spans
-from index.lexical import LexicalQuery, sentence_overlap
-from index.store import StoredIndex, load_index, rebuild_hint
-from index.vector_index import LanguageFilter, list_of_rows
+from index.retrieval.fusion import Fused, NullStatistics, Signals, fuse, is_short, summarise
+from index.retrieval.highlight import best_sentence, sentence_spans
+from index.store.lexical import LexicalQuery, sentence_overlap
+from index.store.generations import StoredIndex, load_index, rebuild_hint
+from index.store.vectors import LanguageFilter, list_of_rows
+from index.retrieval import RETRIEVERS
 from qabot.errors import IndexNotReady, QabotError
-from qabot.settings import RETRIEVERS, Settings
 
 #: Below this cosine similarity between the index's recorded probe embedding and the
 #: loaded model's, the index was built with another model.
@@ -58,7 +59,7 @@ SAME_MODEL_MIN_COSINE = 0.99
 #: The "no good match" threshold on the top hit's score when QABOT_MIN_SCORE is not set.
 #: dense: cosine similarity (e5 scores are compressed: ~0.8 to 0.95). lexical: any word
 #: in common. hybrid: the confidence, σ(evidence − threshold) measured against this
-#: index's own null (see index.fusion): 0.5 is where the fitted threshold lies.
+#: index's own null (see index.retrieval.fusion): 0.5 is where the fitted threshold lies.
 DEFAULT_MIN_SCORE = {"dense": 0.80, "lexical": 1e-6, "hybrid": 0.5}
 #: A declined question names the articles of its best passages when its confidence is at
 #: least this (evidence ≥ 1.1 null spreads above the mean of unrelated questions, which
@@ -76,7 +77,7 @@ class Hit:
     passage: Passage
     document: Document
     #: The retriever's score: cosine (dense), BM25 (lexical) or, for hybrid, the calibrated
-    #: probability-like confidence in (0, 1] (see index.fusion).
+    #: probability-like confidence in (0, 1] (see index.retrieval.fusion).
     score: float
     #: Character offsets (start, end) in ``passage.text`` of the sentence that best
     #: matches the question; None when not computed (only the top hit gets one).
@@ -113,7 +114,7 @@ class Engine:
         null: NullStatistics | None = None,
     ) -> None:
         """``candidates``: the hybrid's candidates per pool; None chooses by index size (see
-        :data:`index.candidates.CANDIDATE_MODE_ABOVE`), 0 scores every passage. Tests and benchmarks force
+        :data:`index.retrieval.candidates.CANDIDATE_MODE_ABOVE`), 0 scores every passage. Tests and benchmarks force
         either mode with it. ``null``: what unrelated questions get on this index; None
         reads it from the index's manifest (the build computes it; see index.calibration)."""
         _check_same_model(embedder, stored)
@@ -148,19 +149,34 @@ class Engine:
             stored.lexical.query("预热")  # load jieba's dictionary now, not on the first question
 
     @classmethod
-    def load(cls, settings: Settings) -> "Engine":
-        """Load index first (cheap, fails fast with a clear message), then the model."""
-        stored = load_index(settings.index_dir)
-        return cls(Embedder.load(settings), stored, settings.min_score, settings.retriever)
+    def load(
+        cls,
+        index_dir: Path,
+        model: ModelSource,
+        *,
+        min_score: float | None = None,
+        retriever: str = "hybrid",
+    ) -> "Engine":
+        """Load the index first (cheap, fails fast with a clear message), then the model."""
+        stored = load_index(index_dir)
+        return cls(Embedder.load(model), stored, min_score, retriever)
 
     @classmethod
-    def with_model(cls, embedder: Embedder, settings: Settings) -> "Engine":
-        """An engine over the index in ``settings`` using an already loaded model."""
-        return cls(embedder, load_index(settings.index_dir), settings.min_score, settings.retriever)
+    def with_model(
+        cls,
+        embedder: Embedder,
+        index_dir: Path,
+        *,
+        min_score: float | None = None,
+        retriever: str = "hybrid",
+    ) -> "Engine":
+        """An engine over the index in ``index_dir`` using an already loaded model."""
+        return cls(embedder, load_index(index_dir), min_score, retriever)
 
-    def with_index(self, settings: Settings) -> "Engine":
-        """The same model over a freshly loaded index (after a rebuild)."""
-        return Engine.with_model(self.embedder, settings)
+    def with_index(self, index_dir: Path) -> "Engine":
+        """The same model, threshold and retriever over a freshly loaded index (after a
+        rebuild)."""
+        return Engine(self.embedder, load_index(index_dir), self.min_score, self.retriever)
 
     def is_good_match(self, hits: list[Hit]) -> bool:
         """Whether the best hit is strong enough to be shown as an answer."""
@@ -408,7 +424,7 @@ class Engine:
     def _highlight(
         self, pid: int, query: np.ndarray, lexical: LexicalQuery
     ) -> tuple[int, int] | None:
-        """The sentence of passage ``pid`` that best answers the question (see index.highlight)."""
+        """The sentence of passage ``pid`` that best answers the question (see index.retrieval.highlight)."""
         text = self.stored.passages[pid].text
         start, end = self._sentence_bounds[pid], self._sentence_bounds[pid + 1]
         if end > start:

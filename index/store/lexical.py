@@ -15,7 +15,7 @@ The index is built with the FAISS vectors and saved in the same generation folde
 ``lexical-*`` files, listed in :data:`FILES`), so the manifest's checksums and the atomic
 swap cover it too. Besides BM25 scores it answers how much of a question it *covers*: the
 IDF-weighted share of the question's words found in a passage, or anywhere in one
-language's passages. :mod:`index.fusion` uses that to keep lexical noise out of the
+language's passages. :mod:`index.retrieval.fusion` uses that to keep lexical noise out of the
 cross-lingual case.
 """
 

@@ -8,7 +8,7 @@ A sentence-transformers model is a pipeline written down in its folder: ``module
 torch, transformers or sentence-transformers (about 5 s and 400 MB less at start).
 
 Only the pipeline above with mean pooling is supported; :func:`onnx_pipeline` says whether a
-folder has it, and anything else goes through sentence-transformers (see :mod:`index.embed`).
+folder has it, and anything else goes through sentence-transformers (see :mod:`index.embedding.embedder`).
 Vectors match sentence-transformers' own to a cosine of 0.9999 (tests/test_embed_backends.py).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.onnx_export import ONNX_FILE
+from index.embedding.onnx_export import ONNX_FILE
 
 _TRANSFORMER = "sentence_transformers.base.modules.transformer.Transformer"
 _POOLING = "sentence_transformers.sentence_transformer.modules.pooling.Pooling"

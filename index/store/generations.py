@@ -10,7 +10,7 @@ Layout of an index folder::
         documents.json       the articles' metadata
         sentences.json       [passage, start, end] of every sentence of every passage
         sentences.npy        their normalised vectors (same model; for scoring and highlight)
-        lexical-*            the BM25 index over the passages (see index.lexical)
+        lexical-*            the BM25 index over the passages (see index.store.lexical)
 
 A build writes a new generation beside the active one and only then points ``CURRENT`` at
 it, so a crash or SIGKILL mid-build leaves the previous index intact and loadable.
@@ -35,9 +35,9 @@ import faiss
 import numpy as np
 
 from corpus.records import Document, Passage
-from index import lexical
-from index.highlight import sentence_spans
-from index.vector_index import build_vector_index, describe
+from index.store import lexical
+from index.retrieval.highlight import sentence_spans
+from index.store.vectors import build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
 from qabot.files import file_sha256
 

