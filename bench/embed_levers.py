@@ -49,21 +49,19 @@ def questions() -> list[str]:
 
 def passages() -> list[str]:
     from corpus import load_corpus
-    from index.build import embedding_text
     from qabot.settings import Settings
 
-    return [embedding_text(p) for p in load_corpus(Settings().corpus_dir).passages]
+    return [p.indexed_text for p in load_corpus(Settings().corpus_dir).passages]
 
 
 def throughput_passages() -> list[str]:
     """64 XQuAD passages (en and zh), the kind of text an index build embeds."""
     from corpus import load_corpus
-    from index.build import embedding_text
 
     folder = XQUAD / "corpus"
     if not folder.is_dir():
         return passages()
-    return [embedding_text(p) for p in load_corpus(folder).passages][:64]
+    return [p.indexed_text for p in load_corpus(folder).passages][:64]
 
 
 class Variant:

@@ -926,9 +926,7 @@ def _rebuilds(ws, build_index, counter, name: str, corpus_dir: Path, repeats: in
 
 
 def _passage_texts(corpus) -> set[str]:
-    from index.build import embedding_text
-
-    return {embedding_text(p) for p in corpus.passages}
+    return {p.indexed_text for p in corpus.passages}
 
 
 # -- FAISS at scale ----------------------------------------------------------------------
@@ -980,7 +978,7 @@ def section_ann(ws: Workspace, plan: Plan, sizes: list[int]) -> dict:
 def _real_passages(ws: Workspace) -> tuple[np.ndarray, str]:
     """Real passage embeddings of the bundled + XQuAD corpora (cached by model and corpus)."""
     from corpus import load_corpus
-    from index.build import corpus_fingerprint, embedding_text
+    from index.build import corpus_fingerprint
 
     folders = [ws.settings().corpus_dir]
     if (XQUAD / "corpus").is_dir():
@@ -992,7 +990,7 @@ def _real_passages(ws: Workspace) -> tuple[np.ndarray, str]:
     path = CACHE / f"real-passages-{key}.npy"
     if path.is_file():
         return np.load(path), "bundled + XQuAD corpora (cached embeddings)"
-    texts = [embedding_text(p) for f in folders for p in load_corpus(f).passages]
+    texts = [p.indexed_text for f in folders for p in load_corpus(f).passages]
     log(f"  embedding {len(texts)} real passages (cached afterwards)")
     vectors = embedder.embed_passages(texts)
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 from typing import Literal
 
+from corpus.language import detect_language
+
 Lang = Literal["en", "zh"]
 
 _STRINGS: dict[str, dict[Lang, str]] = {
@@ -161,26 +163,8 @@ def keys() -> list[str]:
 
 
 def choose_language(language_code: str | None, message_text: str = "") -> Lang:
-    """Chinese when the user's Telegram language or the question is Chinese, else English."""
+    """Chinese when the user's Telegram language is Chinese or the question is (by the
+    engine's own rule, :func:`corpus.language.detect_language`), else English."""
     if language_code and language_code.lower().startswith("zh"):
         return "zh"
-    return "zh" if is_mostly_cjk(message_text) else "en"
-
-
-def is_mostly_cjk(value: str) -> bool:
-    """Whether CJK characters outweigh Latin letters (one ideograph counts like a short word)."""
-    cjk = sum(1 for char in value if _is_cjk(char))
-    latin = sum(1 for char in value if char.isascii() and char.isalpha())
-    return cjk > 0 and cjk * 3 >= latin
-
-
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (
-        0x4E00 <= code <= 0x9FFF  # unified ideographs
-        or 0x3400 <= code <= 0x4DBF  # extension A
-        or 0x20000 <= code <= 0x2FA1F  # extensions B+ and compatibility supplement
-        or 0xF900 <= code <= 0xFAFF  # compatibility ideographs
-        or 0x3000 <= code <= 0x303F  # CJK punctuation
-        or 0xFF00 <= code <= 0xFFEF  # full-width forms
-    )
+    return "zh" if detect_language(message_text) == "zh" else "en"

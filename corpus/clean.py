@@ -9,6 +9,7 @@ lines that carry no markup is done later, in :mod:`corpus.structure`.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -54,6 +55,19 @@ def strip_invisible(text: str) -> str:
     word reads the same on both sides (a soft hyphen inside "com\u00adpany" or a zero-width
     space between Chinese characters made a question miss its passage)."""
     return _INVISIBLE.sub("", text)
+
+
+def fold(text: str) -> str:
+    """``text`` as words are compared: Unicode NFKC (full-width letters and digits become
+    ASCII, ligatures split), then lower case. The lexical index tokenises this."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def comparable(text: str) -> str:
+    """``text`` as a reader compares passages and answers: :func:`fold`, whitespace runs
+    made one space. Two passages that are equal so are shown once; an answer string
+    matches a passage that contains it so (evaluation)."""
+    return " ".join(fold(text).split())
 
 
 def trim(text: str) -> str:

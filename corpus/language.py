@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 
-#: Han ideographs (CJK Unified Ideographs, Extension A, compatibility forms, Extension B+).
-HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
+#: Han ideographs (CJK Unified Ideographs, Extension A, compatibility forms, Extension B+),
+#: as a character-class body: the one definition of "a Chinese character" in qabot.
+HAN_CHARACTERS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+HAN = re.compile(f"[{HAN_CHARACTERS}]")
 _LATIN_LETTER = re.compile("[A-Za-z]")
 
 #: A text is Chinese when at least this share of its letters are Han characters. Chinese

@@ -32,5 +32,10 @@ class Passage:
     language: str
     context: str = ""  # heading/caption next to it: embedded with the text, never shown alone
 
+    @property
+    def indexed_text(self) -> str:
+        """What the passage is embedded and BM25-indexed as: its context, then its text."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
     def to_dict(self) -> dict:
         return asdict(self)

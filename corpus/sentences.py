@@ -35,15 +35,29 @@ def sentence_ends(text: str) -> list[int]:
     return sorted(ends)
 
 
-def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text``, stripped of surrounding spaces; blank pieces are dropped."""
-    pieces, start = [], 0
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences in ``text``, surrounding whitespace excluded and
+    blank pieces dropped: what the index embeds per sentence and the highlight picks from."""
+    spans, start = [], 0
     for end in sentence_ends(text):
-        piece = text[start:end].strip()
-        if piece:
-            pieces.append(piece)
+        span = _strip(text, start, end)
+        if span[0] < span[1]:
+            spans.append(span)
         start = end
-    return pieces
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (the texts of :func:`sentence_spans`)."""
+    return [text[start:end] for start, end in sentence_spans(text)]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _ends_sentence(match: re.Match[str]) -> bool:

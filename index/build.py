@@ -12,7 +12,6 @@ from pathlib import Path
 
 from corpus import load_corpus
 from corpus.load import MAX_ARTICLE_BYTES
-from corpus.records import Passage
 from index.calibration import null_statistics, reference_questions
 from index.embedding.embedder import Embedder, ModelSource, Progress
 from index.embedding.cache import embed_with_cache
@@ -64,7 +63,7 @@ def build_index(
     with build_lock(index_dir):
         # Passages and their sentences are embedded in one run (progress counts texts);
         # texts unchanged since the last build come from the cache.
-        texts = [embedding_text(p) for p in corpus.passages]
+        texts = [p.indexed_text for p in corpus.passages]
         sentences = [
             corpus.passages[pid].text[start:end]
             for pid, start, end in passage_sentences(corpus.passages).tolist()
@@ -121,11 +120,6 @@ def _check_writable(index_dir: Path) -> None:
             f"Cannot write the index in {index_dir} ({exc.strerror or exc}). Choose a folder "
             "you can write with --index (or QABOT_INDEX_DIR)."
         ) from exc
-
-
-def embedding_text(passage: Passage) -> str:
-    """The text a passage is embedded as: its heading/caption context, then its own text."""
-    return f"{passage.context}\n{passage.text}" if passage.context else passage.text
 
 
 def corpus_fingerprint(folder: Path) -> str:

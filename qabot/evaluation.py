@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpus.clean import comparable
 from qabot.errors import QabotError
 
 CUTOFFS = (1, 3, 5, 10)
@@ -70,18 +70,13 @@ def read_questions(path: Path) -> list[Question]:
     return questions
 
 
-def normalise(text: str) -> str:
-    """NFKC, lower case, whitespace runs collapsed: the benchmark's containment rule."""
-    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
-
-
 def first_hit_rank(outcome: Outcome, *, paragraph_exact: bool = False) -> int | None:
     """1-based rank of the first passage containing an answer (None for a miss)."""
-    answers = [normalise(a) for a in outcome.question.answers]
+    answers = [comparable(a) for a in outcome.question.answers]
     for rank, (text, doc) in enumerate(zip(outcome.texts[:10], outcome.docs[:10]), 1):
         if paragraph_exact and not _is_gold(doc, outcome.question.paragraph):
             continue
-        body = normalise(text)
+        body = comparable(text)
         if any(answer and answer in body for answer in answers):
             return rank
     return None

@@ -8,7 +8,8 @@ import pytest
 from corpus.records import Document, Passage
 from index.retrieval import fusion
 from index.retrieval.fusion import Logistic, NullStatistics, Signals, fuse, lexical_guard, summarise
-from index.retrieval.highlight import best_sentence, sentence_spans
+from corpus.sentences import sentence_spans
+from index.retrieval.highlight import best_sentence
 from index.store.lexical import LexicalIndex, tokenize
 from index.store.generations import DATA_FILES, load_index, write_index
 from qabot.errors import IndexNotReady

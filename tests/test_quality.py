@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from index.retrieval.engine import NEAREST_MIN_CONFIDENCE
-from qabot.evaluation import normalise
+from corpus.clean import comparable
 
 pytestmark = pytest.mark.slow
 
@@ -59,9 +59,9 @@ def dev_run(engine):
 
 
 def _rank(question: dict, hits) -> int:
-    answers = [normalise(a) for a in question["answers"]]
+    answers = [comparable(a) for a in question["answers"]]
     for rank, hit in enumerate(hits, 1):
-        if any(a in normalise(hit.passage.text) for a in answers):
+        if any(a in comparable(hit.passage.text) for a in answers):
             return rank
     return 99
 

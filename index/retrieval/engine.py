@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from corpus.clean import strip_invisible
+from corpus.clean import comparable, strip_invisible
 from corpus.language import detect_language
 from corpus.records import Document, Passage
+from corpus.sentences import sentence_spans
 from index.embedding.embedder import Embedder, ModelSource
 from index.retrieval.candidates import (
     Found,
@@ -45,7 +45,7 @@ from index.retrieval.candidates import (
     top_positive,
 )
 from index.retrieval.fusion import Fused, NullStatistics, Signals, fuse, is_short, summarise
-from index.retrieval.highlight import best_sentence, sentence_spans
+from index.retrieval.highlight import best_sentence
 from index.store.lexical import LexicalQuery, sentence_overlap
 from index.store.generations import StoredIndex, load_index, rebuild_hint
 from index.store.vectors import LanguageFilter, list_of_rows
@@ -458,8 +458,7 @@ def _all_vectors(index: faiss.Index) -> np.ndarray:
 def _dedup_key(text: str) -> int:
     """A 64-bit digest of the text as readers compare it (case, spacing and width ignored):
     8 bytes per passage instead of a normalised copy of every text."""
-    normalised = " ".join(unicodedata.normalize("NFKC", text).lower().split())
-    return int.from_bytes(hashlib.blake2b(normalised.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(comparable(text).encode(), digest_size=8).digest(), "little")
 
 
 def _ids_by_language(passages: list[Passage]) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """Which sentence of a passage answers the question: the one the bot and CLI put in bold.
 
-Sentences are cut where the corpus stage cuts them (:func:`corpus.sentences.sentence_ends`),
-so there is one sentence splitter in qabot. A sentence's score is its cosine similarity to
+Sentences are the corpus stage's (:func:`corpus.sentences.sentence_spans`), the same ones
+the build embedded, so there is one sentence splitter in qabot. A sentence's score is its cosine similarity to
 the question (same model, vectors stored in the index at build time) plus
 :data:`OVERLAP_WEIGHT` times the IDF-weighted share of the question's words it contains.
 On the dev set (tests/data) the sentence picked this way holds the answer string for 80 %
@@ -15,23 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from corpus.sentences import sentence_ends
 
 #: Weight of lexical overlap (a share in [0, 1]) against cosine similarity. Sentence
 #: similarities of one passage differ by a few hundredths, so any shared rare word
 #: decides, and similarity breaks ties; anything from 0.2 to 1.0 scored the same on the dev set.
 OVERLAP_WEIGHT = 0.5
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences in ``text``, surrounding whitespace excluded."""
-    spans, start = [], 0
-    for end in sentence_ends(text):
-        span = _strip(text, start, end)
-        if span[0] < span[1]:
-            spans.append(span)
-        start = end
-    return spans
 
 
 def best_sentence(
@@ -48,10 +36,3 @@ def best_sentence(
     best = spans[int(np.argmax(scores))]
     return int(best[0]), int(best[1])
 
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int]:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return start, end

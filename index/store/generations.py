@@ -35,8 +35,8 @@ import faiss
 import numpy as np
 
 from corpus.records import Document, Passage
+from corpus.sentences import sentence_spans
 from index.store import lexical
-from index.retrieval.highlight import sentence_spans
 from index.store.vectors import build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
 from qabot.files import file_sha256
@@ -237,7 +237,7 @@ def write_index(
     (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
     np.save(folder / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
     lexical.LexicalIndex.build(
-        [lexical.passage_text(p.context, p.text) for p in passages], [p.language for p in passages]
+        [p.indexed_text for p in passages], [p.language for p in passages]
     ).save(folder)
     manifest = {
         **manifest,

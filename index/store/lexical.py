@@ -25,10 +25,12 @@ import logging
 import math
 import re
 import threading
-import unicodedata
 from pathlib import Path
 
 import numpy as np
+
+from corpus.clean import fold
+from corpus.language import HAN_CHARACTERS
 
 #: The files this index adds to a generation folder (bm25s' own format, our names).
 DATA = "lexical-data.npy"
@@ -41,7 +43,7 @@ _FILE_NAMES = dict(
 )
 FILES = (DATA, INDICES, INDPTR, VOCAB, PARAMS)
 
-_HAN_RUN = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+)")
+_HAN_RUN = re.compile(f"([{HAN_CHARACTERS}]+)")
 #: A decimal or grouped number kept whole, else a run of letters/digits.
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
 _HAS_WORD = re.compile(r"[^\W_]")
@@ -67,7 +69,7 @@ def _segmenter():
 
 def tokenize(text: str) -> list[str]:
     """The lexical tokens of ``text`` (English, Chinese or both mixed), in order."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = fold(text)
     tokens: list[str] = []
     for i, piece in enumerate(_HAN_RUN.split(text)):
         if not piece:
@@ -77,11 +79,6 @@ def tokenize(text: str) -> list[str]:
         else:
             tokens.extend(_WORD.findall(piece))
     return tokens
-
-
-def passage_text(context: str, text: str) -> str:
-    """What a passage is indexed as: its heading/caption context, then its text (as embedded)."""
-    return f"{context}\n{text}" if context else text
 
 
 class LexicalIndex:
