@@ -588,48 +588,44 @@ class Timers:
 def _instrument(engine, timers: Timers) -> list:
     """Wrap the parts of ``Engine.ask`` in timers; returns the undo actions.
 
-    Wrapped: the question embedding, the dense search (``search_vector`` and the private
-    steps of ``Engine`` that exist: ``_search``, ``_fuse``, ``_ranked``, ``_highlight``,
-    ``_nearest``), ``index.retrieval.highlight.best_sentence``, and when the hybrid retrieval is there,
-    every public function and method of ``index.store.lexical`` and ``index.retrieval.fusion`` (functions
-    where ``index.retrieval.engine`` calls them, methods on their classes). Each wrapped call counts
-    its exclusive time, so ``_fuse`` below means the dense scoring it does itself.
+    Wrapped, by name (a name that no longer exists is an error, not a silent gap): the
+    question embedding; FAISS (``PassageVectors.nearest``); the retriever's ``rank`` and, for
+    the hybrid, ``fuse`` and its two modes; the engine's de-duplication and highlight;
+    ``highlight.best_sentence``; and every public function and method of
+    ``index.store.lexical`` and ``index.retrieval.fusion`` (functions where the retrievers
+    call them, methods on their classes). Each wrapped call counts its exclusive time, so
+    ``rank`` below means what the retriever does itself.
     """
     import importlib
     import inspect
 
-    import index.retrieval.engine as search_module
+    import index.retrieval.engine as engine_module
+    import index.retrieval.hybrid as hybrid_module
 
     undo = []
 
     def patch(owner, attr, name):
-        original = inspect.getattr_static(owner, attr)
-        if isinstance(original, (staticmethod, classmethod)):
-            return
-        if isinstance(owner, type) or isinstance(owner, types.ModuleType):
-            setattr(owner, attr, timers.wrap(name, original))
-            undo.append(lambda: setattr(owner, attr, original))
-        elif attr in vars(owner):  # an instance attribute of its own
+        original = inspect.getattr_static(owner, attr)  # AttributeError if it was renamed
+        if isinstance(owner, (type, types.ModuleType)):
             setattr(owner, attr, timers.wrap(name, original))
             undo.append(lambda: setattr(owner, attr, original))
         else:  # a method: shadow it on the instance, then remove the shadow
             setattr(owner, attr, timers.wrap(name, getattr(owner, attr)))
             undo.append(lambda: delattr(owner, attr))
 
+    retriever = engine.retriever
     patch(engine.embedder, "embed_query", "embed question")
     patch(engine.embedder, "embed_passages", "embed sentences (query time)")
-    patch(engine, "search_vector", "Engine.search_vector (FAISS)")
-    for attr in ("_search", "_fuse", "_ranked", "_highlight", "_nearest"):
-        if callable(getattr(engine, attr, None)):
-            patch(engine, attr, f"Engine.{attr}")
-    if callable(getattr(search_module, "best_sentence", None)):
-        patch(search_module, "best_sentence", "highlight.best_sentence")
-    # The hybrid (lexical + fusion) of the retrieval-quality work, when it is there.
+    patch(engine.vectors, "nearest", "PassageVectors.nearest (FAISS)")
+    patch(retriever, "rank", f"{type(retriever).__name__}.rank")
+    if retriever.name == "hybrid":
+        for attr in ("fuse", "_fuse_all", "_fuse_candidates"):
+            patch(retriever, attr, f"HybridRetriever.{attr}")
+    for attr in ("_ranked", "_highlight"):
+        patch(engine, attr, f"Engine.{attr}")
+    patch(engine_module, "best_sentence", "highlight.best_sentence")
     for module_name, label in (("index.store.lexical", "lexical"), ("index.retrieval.fusion", "fusion")):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
+        module = importlib.import_module(module_name)
         for attr, value in list(vars(module).items()):
             if attr.startswith("_") or getattr(value, "__module__", None) != module_name:
                 continue
@@ -637,8 +633,10 @@ def _instrument(engine, timers: Timers) -> list:
                 for method, member in list(vars(value).items()):
                     if not method.startswith("_") and inspect.isfunction(member):
                         patch(value, method, f"{label}: {attr}.{method}")
-            elif inspect.isfunction(value) and getattr(search_module, attr, None) is value:
-                patch(search_module, attr, f"{label}: {attr}")
+            elif inspect.isfunction(value):
+                for user in (engine_module, hybrid_module):
+                    if getattr(user, attr, None) is value:
+                        patch(user, attr, f"{label}: {attr}")
     return undo
 
 

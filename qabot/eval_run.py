@@ -37,7 +37,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     if not args.index:
         settings = dataclasses.replace(settings, index_dir=eval_index_dir(settings))
     engine = engine_over(settings)
-    if engine.retriever == "lexical":
+    if engine.retriever.name == "lexical":
         vectors = [None] * len(questions)
     else:
         with progress_bar("Embedding questions", unit="question") as progress:

@@ -96,8 +96,8 @@ def test_pool_statistics_equal_brute_force(engine, dev, monkeypatch):
     question, vector = dev[0][0], dev[1][0]
     lexical = engine.stored.lexical.query(question)
     bm25, coverage = lexical.scores(), lexical.coverage()
-    for lang, pool in cand._pools.items():
-        ids = engine._ids_by_language[lang]
+    for lang, pool in cand.retriever.pools.items():
+        ids = engine.vectors.ids_by_language[lang]
         dense = vectors[ids] @ vector
         summary = pool.summary(vector, bm25[ids], coverage, dense[:0], dense[:0])
         assert summary.dense.mean == pytest.approx(dense.astype(np.float64).mean(), abs=1e-5)

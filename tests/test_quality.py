@@ -71,7 +71,7 @@ def _group(question: dict) -> str:
 
 
 def test_the_engine_under_test_is_the_hybrid(engine):
-    assert engine.retriever == "hybrid"
+    assert engine.retriever.name == "hybrid"
 
 
 @pytest.mark.parametrize("group", sorted(FLOORS))

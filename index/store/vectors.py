@@ -111,6 +111,37 @@ class LanguageFilter:
         return scores[0], ids[0]
 
 
+class PassageVectors:
+    """One generation's passage vectors, searched among all passages or one language's."""
+
+    def __init__(self, index: faiss.Index, languages: np.ndarray) -> None:
+        """``languages``: each row's passage language ("en", "zh")."""
+        self.index = index
+        #: The rows of each language's passages, languages in order of first appearance.
+        self.ids_by_language = {
+            lang: np.flatnonzero(languages == lang).astype(np.int64)
+            for lang in dict.fromkeys(languages.tolist())
+        }
+        lists = list_of_rows(index)
+        self._filters = {
+            lang: LanguageFilter(index, ids, lists) for lang, ids in self.ids_by_language.items()
+        }
+
+    def nearest(
+        self, query: np.ndarray, k: int, language: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and rows of the ``k`` passages nearest ``query`` (-1 rows if fewer), only
+        those in ``language`` when it is given."""
+        k = min(k, self.index.ntotal)
+        if language:
+            only = self._filters.get(language)
+            if only is None:
+                return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            return only.search(query, k)
+        scores, ids = self.index.search(query[None, :], k)
+        return scores[0], ids[0]
+
+
 def list_of_rows(index: faiss.Index) -> np.ndarray | None:
     """For an IVF index, the inverted list holding each row; None for other indexes."""
     if not isinstance(index, faiss.IndexIVF):
