@@ -45,10 +45,10 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from corpus.clean import comparable  # noqa: E402
 from corpus.language import detect_language  # noqa: E402
 from index.retrieval import fusion  # noqa: E402
 from qabot.eval_run import engine_over  # noqa: E402
-from qabot.evaluation import normalise  # noqa: E402
 from qabot.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,11 +165,11 @@ def collect(root: Path) -> list[Row]:
         languages = np.array([p.language for p in engine.stored.passages])
         for (group, q), vector in zip(groups, vectors):
             fused = engine.explain(q["question"], vector)
-            answers = [normalise(a) for a in q.get("answers", [])]
+            answers = [comparable(a) for a in q.get("answers", [])]
             pool_hit = {}
             for lang in fused.features["pools"]:
                 scores = np.where(languages == lang, fused.scores, -np.inf)
-                text = normalise(engine.stored.passages[int(np.argmax(scores))].text)
+                text = comparable(engine.stored.passages[int(np.argmax(scores))].text)
                 pool_hit[lang] = any(a and a in text for a in answers)
             rows.append(Row(name, group, q, detect_language(q["question"]), fused.features["pools"],
                             pool_hit, engine.null, fused.features["words"]))

@@ -82,12 +82,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
+
+from index.store.manifest import ModelRecord
 
 WORK = ROOT / "data" / "hybrid-scale"
 XQUAD_CORPUS = ROOT.parent / "shared" / "bench" / "xquad" / "corpus"
@@ -123,7 +123,7 @@ class Real:
     vectors: np.ndarray
     spans: np.ndarray  # (passage row, start, end) per sentence, grouped by passage
     sentence_vectors: np.ndarray
-    model: dict  # the manifest's "model" entry
+    model: ModelRecord  # what the real index was built with
     reference: dict  # reference question -> its embedding (see index.calibration)
 
     @property
@@ -163,7 +163,7 @@ def real_material(embedder, settings) -> Real:
         vectors=np.vstack([s.vectors.reconstruct_n(0, s.vectors.ntotal) for s in parts]),
         spans=np.vstack(spans),
         sentence_vectors=np.vstack([np.asarray(s.sentence_vectors) for s in parts]),
-        model=parts[0].manifest["model"],
+        model=parts[0].manifest.model,
         reference=dict(zip(reference, embedder.embed_queries(reference))),
     )
 
@@ -175,9 +175,9 @@ def _loadable(folder: Path, corpus: Path, embedder):
 
     with contextlib.suppress(Exception):
         stored = load_index(folder)
-        probe = np.asarray(stored.manifest["model"]["probe"], dtype=np.float32)
+        probe = np.asarray(stored.manifest.model.probe, dtype=np.float32)
         same_model = float(probe @ embedder.probe) >= 0.99
-        same_corpus = stored.manifest["corpus"]["fingerprint"] == corpus_fingerprint(corpus)
+        same_corpus = stored.manifest.corpus.fingerprint == corpus_fingerprint(corpus)
         if same_model and same_corpus and len(stored.sentence_vectors):
             return stored
     return None
@@ -219,10 +219,7 @@ def write_synthetic(real: Real, n: int, beta: dict[str, float], folder: Path) ->
     from index.calibration import null_statistics
     from index.store.generations import index_size_bytes, write_index
 
-    try:
-        import synthetic  # run as bench/hybrid_scale.py: bench/ is on sys.path
-    except ImportError:
-        from bench import synthetic
+    import synthetic  # bench/, the script's folder, is on sys.path
 
     rng = np.random.default_rng(n)
     m, dim = real.vectors.shape
@@ -254,9 +251,9 @@ def write_synthetic(real: Real, n: int, beta: dict[str, float], folder: Path) ->
     lexical.tokenize = lambda text: by_text.get(text) or original_tokenize(text)
     store.passage_sentences = lambda _passages: all_spans
     try:
-        model = RecordedModel(real.model["id"], real.model["fingerprint"],
-                              np.asarray(real.model["probe"], dtype=np.float32), real.reference)
-        written = write_index(folder, vectors, passages, documents, {"model": real.model},
+        model = RecordedModel(real.model.id, real.model.fingerprint,
+                              np.asarray(real.model.probe, dtype=np.float32), real.reference)
+        written = write_index(folder, vectors, passages, documents, model=real.model,
                               sentence_vectors=sentence_vectors,
                               calibrate=lambda stored: null_statistics(model, stored).to_dict())
     finally:
@@ -374,8 +371,8 @@ def worker(args) -> int:
     stored = load_index(Path(spec["index"]))
     loaded = time.perf_counter()
     index_loaded = memory_mb()
-    model = stored.manifest["model"]
-    stand_in = RecordedModel(model["id"], model["fingerprint"], np.asarray(model["probe"], dtype=np.float32))
+    model = stored.manifest.model
+    stand_in = RecordedModel(model.id, model.fingerprint, np.asarray(model.probe, dtype=np.float32))
     engine = Engine(stand_in, stored, candidates=spec["candidates"])
     built = time.perf_counter()
     gc.collect()
@@ -472,10 +469,10 @@ def declined_by_kind(questions: list[dict], answered: list[bool]) -> dict[str, f
 def dev_hit_at_1(questions: list[dict], top_texts: list[str]) -> float:
     """Share of the answerable dev questions whose top hit holds an answer string (a
     synthetic passage can: its text is made of real sentences)."""
-    from qabot.evaluation import normalise
+    from corpus.clean import comparable
 
     hits = [
-        any(normalise(a) in normalise(text) for a in question["answers"])
+        any(comparable(a) in comparable(text) for a in question["answers"])
         for question, text in zip(questions, top_texts)
         if "answers" in question
     ]
@@ -557,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import synthetic
     except ImportError:
-        from bench import synthetic
+        import synthetic  # bench/, the script's folder, is on sys.path
 
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else FULL_SIZES)
     started = time.perf_counter()

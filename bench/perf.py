@@ -933,10 +933,7 @@ def _passage_texts(corpus) -> set[str]:
 def section_ann(ws: Workspace, plan: Plan, sizes: list[int]) -> dict:
     import faiss
 
-    try:
-        import synthetic  # run as bench/perf.py: bench/ is on sys.path
-    except ImportError:
-        from bench import synthetic
+    import synthetic  # bench/, the script's folder, is on sys.path
 
     faiss.omp_set_num_threads(2)
     real, real_label = _real_passages(ws)

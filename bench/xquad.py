@@ -31,7 +31,6 @@ from importlib import metadata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 SETTINGS = {  # name: (extra qabot eval flags, rows to report)
     "en": (["--questions-lang", "en", "--passages", "en"], ["en"]),

@@ -7,16 +7,22 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from corpus import load_corpus
 from corpus.load import MAX_ARTICLE_BYTES
-from index.calibration import null_statistics, reference_questions
-from index.embedding.embedder import Embedder, ModelSource, Progress
-from index.embedding.cache import embed_with_cache
 from corpus.read import find_article_files
-from index.store.generations import build_lock, index_size_bytes, load_index, passage_sentences, write_index
+from index.calibration import null_statistics, reference_questions
+from index.embedding.cache import embed_with_cache
+from index.embedding.embedder import Embedder, ModelSource, Progress
+from index.store.generations import (
+    build_lock,
+    index_size_bytes,
+    load_index,
+    passage_sentences,
+    write_index,
+)
+from index.store.manifest import CorpusRecord, ModelRecord
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
@@ -75,25 +81,22 @@ def build_index(
         passages_end = len(texts) + len(sentences)
         vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) : passages_end]
         reference_vectors = everything[passages_end:]
-        manifest = {
-            "model": {
-                "id": embedder.model_id,
-                "fingerprint": embedder.fingerprint,
-                "weights": embedder.weights,
-                "backend": embedder.backend,
-                "dimension": embedder.dimension,
-                "probe": [round(float(x), 6) for x in embedder.probe],
-            },
-            "corpus": {
-                "folder": str(corpus_dir),
-                "fingerprint": corpus_fingerprint(corpus_dir),
-                "documents": len(corpus.documents),
-            },
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "build_seconds": round(time.perf_counter() - started, 2),
-        }
+        model = ModelRecord(
+            id=embedder.model_id,
+            fingerprint=embedder.fingerprint,
+            weights=embedder.weights,
+            backend=embedder.backend,
+            dimension=embedder.dimension,
+            probe=tuple(round(float(x), 6) for x in embedder.probe),
+        )
+        articles = CorpusRecord(
+            folder=str(corpus_dir),
+            fingerprint=corpus_fingerprint(corpus_dir),
+            documents=len(corpus.documents),
+        )
         folder = write_index(
-            index_dir, vectors, corpus.passages, corpus.documents, manifest,
+            index_dir, vectors, corpus.passages, corpus.documents,
+            model=model, corpus=articles, build_seconds=time.perf_counter() - started,
             sentence_vectors=sentence_vectors,
             calibrate=lambda stored: null_statistics(embedder, stored, reference_vectors).to_dict(),
         )
@@ -135,17 +138,17 @@ def stale_reason(index_dir: Path, corpus_dir: Path) -> str | None:
     """Why the index in ``index_dir`` does not serve the articles in ``corpus_dir`` (no
     index, another folder, changed articles), or None when it does."""
     try:
-        manifest = load_index(index_dir).manifest
+        recorded = load_index(index_dir).manifest.corpus
     except QabotError:
         return "there is no usable index yet"
-    return corpus_changes(manifest.get("corpus", {}), corpus_dir)
+    return corpus_changes(recorded, corpus_dir)
 
 
-def corpus_changes(recorded: dict, corpus_dir: Path) -> str | None:
-    """Why an index whose manifest records ``recorded`` (its "corpus" entry) does not hold
-    the articles now in ``corpus_dir``, or None when it does."""
-    if Path(recorded.get("folder", "")).resolve() != corpus_dir.resolve():
-        return f"it was built from {recorded.get('folder') or 'another folder'}"
-    if not corpus_dir.is_dir() or recorded.get("fingerprint") != corpus_fingerprint(corpus_dir):
+def corpus_changes(recorded: CorpusRecord, corpus_dir: Path) -> str | None:
+    """Why an index built from the articles ``recorded`` does not hold the articles now in
+    ``corpus_dir``, or None when it does."""
+    if Path(recorded.folder).resolve() != corpus_dir.resolve():
+        return f"it was built from {recorded.folder or 'another folder'}"
+    if not corpus_dir.is_dir() or recorded.fingerprint != corpus_fingerprint(corpus_dir):
         return "the articles changed since it was built"
     return None

@@ -107,7 +107,7 @@ def engine_over(settings: Settings) -> Engine:
     embedder = None
     try:
         engine = load_engine(settings)
-        if engine.stored.manifest["corpus"]["fingerprint"] == corpus_fingerprint(settings.corpus_dir):
+        if engine.corpus.fingerprint == corpus_fingerprint(settings.corpus_dir):
             return engine
         embedder = engine.embedder
     except IndexNotReady:

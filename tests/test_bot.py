@@ -35,6 +35,7 @@ from bot.render import render_decline, render_page, render_sources, shorten, vis
 from corpus.language import detect_language
 from corpus.records import Document, Passage
 from index.retrieval.engine import Answer, Hit
+from index.store.manifest import CorpusRecord
 from qabot.errors import QabotError
 from qabot.settings import Settings
 
@@ -57,7 +58,7 @@ def hit(
 class TinyEngine:
     """Stands in for ``index.retrieval.engine.Engine``: fixed hits, records the questions it got."""
 
-    corpus: dict = {}  # nothing recorded: `run` logs that the index may be stale
+    corpus = CorpusRecord()  # nothing recorded: `run` logs that the index may be stale
 
     def __init__(self, hits: list[Hit], answered: bool = True) -> None:
         self.hits, self.answered = hits, answered

@@ -15,6 +15,7 @@ import pytest
 
 from corpus.records import Document, Passage
 from index.store.generations import CURRENT, load_documents, load_index, write_index
+from index.store.manifest import ModelRecord
 from qabot.errors import IndexNotReady
 from qabot.files import file_sha256
 
@@ -32,16 +33,16 @@ def _sample(n: int = 5, seed: int = 0):
 
 def _write(index_dir: Path, seed: int = 0) -> Path:
     vectors, passages, documents = _sample(seed=seed)
-    return write_index(index_dir, vectors, passages, documents, {"model": {"id": "test"}})
+    return write_index(index_dir, vectors, passages, documents, model=ModelRecord(id="test"))
 
 
 def test_round_trip_keeps_vectors_passages_and_metadata(tmp_path):
     vectors, passages, documents = _sample()
-    write_index(tmp_path, vectors, passages, documents, {"model": {"id": "test"}})
+    write_index(tmp_path, vectors, passages, documents, model=ModelRecord(id="test"))
     stored = load_index(tmp_path)
     assert stored.passages == passages
     assert stored.documents == {"doc-a": documents[0]}
-    assert stored.manifest["passages"] == 5 and stored.manifest["model"]["id"] == "test"
+    assert stored.manifest.passages == 5 and stored.manifest.model.id == "test"
     scores, ids = stored.vectors.search(vectors[2:3], 1)
     assert ids[0][0] == 2 and scores[0][0] == pytest.approx(1.0, abs=1e-5)
     assert load_documents(tmp_path) == documents
@@ -89,9 +90,9 @@ def test_calibration_reads_the_new_generation_before_it_is_current(tmp_path):
         return {"questions": 3, "pairs": {}}
 
     vectors, passages, documents = _sample(n=7, seed=1)
-    write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
+    write_index(tmp_path, vectors, passages, documents, model=ModelRecord(id="t"), calibrate=calibrate)
     assert seen == {"passages": 7, "current": old}  # the old index served meanwhile
-    assert load_index(tmp_path).manifest["calibration"] == {"questions": 3, "pairs": {}}
+    assert load_index(tmp_path).manifest.calibration == {"questions": 3, "pairs": {}}
 
 
 def test_a_failed_calibration_leaves_the_previous_index_in_place(tmp_path):
@@ -102,7 +103,7 @@ def test_a_failed_calibration_leaves_the_previous_index_in_place(tmp_path):
 
     vectors, passages, documents = _sample(n=7, seed=1)
     with pytest.raises(RuntimeError):
-        write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
+        write_index(tmp_path, vectors, passages, documents, model=ModelRecord(id="t"), calibrate=calibrate)
     assert load_index(tmp_path).generation == old and len(load_index(tmp_path).passages) == 5
 
 
@@ -141,7 +142,7 @@ def test_build_killed_while_writing_leaves_previous_index_loadable(tmp_path):
         vectors = np.ones((3, 8), dtype=np.float32)
         passages = [Passage("doc-b", i, "new", "zh") for i in range(3)]
         store.write_index(store.Path({str(tmp_path)!r}), vectors, passages,
-                          [Document("doc-b", "B")], {{}})
+                          [Document("doc-b", "B")])
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -170,7 +171,7 @@ def test_half_written_generations_of_killed_builds_are_removed_when_the_next_bui
         return {"questions": 0, "pairs": {}}
 
     vectors, passages, documents = _sample(n=6, seed=2)
-    write_index(tmp_path, vectors, passages, documents, {"model": {"id": "t"}}, calibrate=calibrate)
+    write_index(tmp_path, vectors, passages, documents, model=ModelRecord(id="t"), calibrate=calibrate)
     assert len(list(tmp_path.glob("gen-*"))) == 1
 
 
@@ -201,7 +202,7 @@ def _tamper(folder: Path, name: str, write) -> None:
 def test_a_re_hashed_tampered_file_is_refused_by_name(tmp_path, name, write, said):
     vectors, passages, documents = _sample()
     folder = write_index(tmp_path, vectors, passages, documents,
-                         {"model": {"id": "test", "dimension": 8}},
+                         model=ModelRecord(id="test", dimension=8),
                          sentence_vectors=np.ones((5, 8), np.float32))
     _tamper(folder, name, write)
     with pytest.raises(IndexNotReady, match=said) as error:

@@ -6,6 +6,8 @@ top. A module that imports upward, even lazily inside a function, fails here."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +97,14 @@ def test_the_bot_and_the_cli_do_not_import_each_other_both_ways():
 def test_the_base_imports_nothing_of_the_project(module):
     path = project_modules()[module]
     assert [m for m in imports_of(path, module) if layer_of(m) is not None] == []
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "bench").glob("*.py")))
+def test_every_benchmark_script_starts(script):
+    """Benchmarks are not run in CI (they take minutes to hours), but a rename in the code
+    must not leave one unable to start: each imports what it uses and prints its usage."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), "--help"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-1500:]

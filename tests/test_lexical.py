@@ -46,7 +46,7 @@ def test_lexical_index_round_trips_with_the_generation_and_is_checksummed(tmp_pa
         Passage("b", 1, "新产线具备年产55万吨高端无取向硅钢的能力。", "zh"),
     ]
     vectors = np.eye(2, 4, dtype=np.float32)
-    write_index(tmp_path, vectors, passages, [Document("a", "A"), Document("b", "B")], {})
+    write_index(tmp_path, vectors, passages, [Document("a", "A"), Document("b", "B")])
     assert {"lexical-data.npy", "lexical-vocab.json"} <= set(DATA_FILES)
     stored = load_index(tmp_path)
     assert stored.lexical.query("硅钢 capacity").scores()[1] > 0

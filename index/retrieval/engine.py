@@ -26,6 +26,7 @@ from index.retrieval.hybrid import HybridRetriever
 from index.retrieval.retrievers import DenseRetriever, LexicalRetriever, Query, Retriever
 from index.store.generations import StoredIndex, load_index, rebuild_hint
 from index.store.lexical import LexicalQuery, sentence_overlap
+from index.store.manifest import CorpusRecord
 from index.store.vectors import PassageVectors
 from qabot.errors import IndexNotReady, QabotError
 
@@ -164,9 +165,9 @@ class Engine:
         return self.stored.generation
 
     @property
-    def corpus(self) -> dict:
+    def corpus(self) -> CorpusRecord:
         """What the index records of the articles it was built from (folder, fingerprint)."""
-        return self.stored.manifest.get("corpus", {})
+        return self.stored.manifest.corpus
 
     @property
     def candidate_mode(self) -> bool:
@@ -306,7 +307,7 @@ def _dedup_key(text: str) -> int:
 def _null_statistics(stored: StoredIndex) -> NullStatistics:
     """The null statistics the build stored in the manifest (see index.calibration)."""
     try:
-        return NullStatistics.from_dict(stored.manifest["calibration"])
+        return NullStatistics.from_dict(stored.manifest.calibration)
     except (KeyError, TypeError, ValueError) as exc:
         raise IndexNotReady(
             f"The index in {stored.index_dir} lacks the calibration that tells qabot when to "
@@ -315,13 +316,13 @@ def _null_statistics(stored: StoredIndex) -> NullStatistics:
 
 
 def _check_same_model(embedder: Embedder, stored: StoredIndex) -> None:
-    recorded = stored.manifest.get("model", {})
-    probe = np.asarray(recorded.get("probe", []), dtype=np.float32)
+    recorded = stored.manifest.model
+    probe = np.asarray(recorded.probe, dtype=np.float32)
     same = probe.shape == embedder.probe.shape and float(probe @ embedder.probe) >= SAME_MODEL_MIN_COSINE
     if not same:
         raise IndexNotReady(
-            f"The index was built with the model {recorded.get('id', 'unknown')!r} "
-            f"(fingerprint {recorded.get('fingerprint', '?')}), but the configured model is "
+            f"The index was built with the model {recorded.id or 'unknown'!r} "
+            f"(fingerprint {recorded.fingerprint or '?'}), but the configured model is "
             f"{embedder.model_id!r} (fingerprint {embedder.fingerprint}). Its answers would be "
             f"wrong. {rebuild_hint(stored.index_dir)}"
         )

@@ -18,6 +18,7 @@ it, so a crash or SIGKILL mid-build leaves the previous index intact and loadabl
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import faiss
@@ -37,6 +39,7 @@ import numpy as np
 from corpus.records import Document, Passage
 from corpus.sentences import sentence_spans
 from index.store import lexical
+from index.store.manifest import CorpusRecord, Manifest, ModelRecord
 from index.store.vectors import build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
 from qabot.files import file_sha256
@@ -61,7 +64,7 @@ class StoredIndex:
     vectors: faiss.Index
     passages: list[Passage]
     documents: dict[str, Document]
-    manifest: dict
+    manifest: Manifest
     generation: str
     index_dir: Path
     #: The BM25 index over the same passages, in the same order.
@@ -83,7 +86,7 @@ def load_index(index_dir: Path) -> StoredIndex:
     folder = index_dir / generation
     manifest = _read_manifest(index_dir, folder)
     for name in DATA_FILES:
-        expected = manifest["files"].get(name)
+        expected = manifest.files.get(name)
         if not (folder / name).is_file() or file_sha256(folder / name) != expected:
             raise IndexNotReady(
                 f"The index in {index_dir} is corrupt: {name} is missing or does not match "
@@ -92,7 +95,7 @@ def load_index(index_dir: Path) -> StoredIndex:
     return _read_generation(index_dir, generation, manifest)
 
 
-def _read_generation(index_dir: Path, generation: str, manifest: dict) -> StoredIndex:
+def _read_generation(index_dir: Path, generation: str, manifest: Manifest) -> StoredIndex:
     """The data files of one generation folder, checked for consistency with ``manifest``."""
     folder = index_dir / generation
     try:
@@ -123,13 +126,13 @@ def _read_generation(index_dir: Path, generation: str, manifest: dict) -> Stored
 
 
 def _inconsistency(
-    vectors: faiss.Index, passages: list[Passage], manifest: dict, spans: np.ndarray,
+    vectors: faiss.Index, passages: list[Passage], manifest: Manifest, spans: np.ndarray,
     sentence_vectors: np.ndarray,
 ) -> str | None:
     """What does not fit together in a generation whose files all match their checksums (a
     damaged build, or files edited and re-hashed), or None: caught here, not mid-question."""
-    dimension = manifest.get("model", {}).get("dimension", vectors.d)
-    if vectors.ntotal != len(passages) or len(passages) != manifest.get("passages"):
+    dimension = manifest.model.dimension or vectors.d
+    if vectors.ntotal != len(passages) or len(passages) != manifest.passages:
         return f"{VECTORS}: {vectors.ntotal} vectors for {len(passages)} passages"
     if vectors.d != dimension:
         return f"{VECTORS}: vectors of dimension {vectors.d}, the model's is {dimension}"
@@ -204,11 +207,17 @@ def write_index(
     vectors: np.ndarray,
     passages: list[Passage],
     documents: list[Document],
-    manifest: dict,
+    *,
+    model: ModelRecord = ModelRecord(),
+    corpus: CorpusRecord = CorpusRecord(),
+    build_seconds: float = 0.0,
     sentence_vectors: np.ndarray | None = None,
     calibrate: Callable[[StoredIndex], dict] | None = None,
 ) -> Path:
     """Write a complete new generation, then make it the active one. Returns its folder.
+
+    ``model`` and ``corpus`` say what built it (the manifest records them with
+    ``build_seconds``, the time the build took to get here).
 
     ``sentence_vectors`` holds one vector per row of :func:`passage_sentences`; without
     them the index still works, with passage vectors only (and a slower highlight).
@@ -239,18 +248,24 @@ def write_index(
     lexical.LexicalIndex.build(
         [p.indexed_text for p in passages], [p.language for p in passages]
     ).save(folder)
-    manifest = {
-        **manifest,
-        "format_version": FORMAT_VERSION,
-        "vector_index": describe(vector_index),
-        "passages": len(passages),
-        "files": {name: file_sha256(folder / name) for name in DATA_FILES},
-    }
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        passages=len(passages),
+        files={name: file_sha256(folder / name) for name in DATA_FILES},
+        model=model,
+        corpus=corpus,
+        vector_index=describe(vector_index),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(build_seconds, 2),
+    )
     if calibrate is not None:
-        manifest["calibration"] = calibrate(_read_generation(index_dir, generation, manifest))
+        calibration = calibrate(_read_generation(index_dir, generation, manifest))
+        manifest = dataclasses.replace(manifest, calibration=calibration)
     for name in DATA_FILES:
         _fsync(folder / name)
-    _write_durably(folder / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1))
+    _write_durably(
+        folder / MANIFEST, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=1)
+    )
     _fsync(folder)
     _write_durably(index_dir / (CURRENT + ".tmp"), generation)
     os.replace(index_dir / (CURRENT + ".tmp"), index_dir / CURRENT)
@@ -305,19 +320,17 @@ def _active_generation(index_dir: Path) -> str:
     return generation
 
 
-def _read_manifest(index_dir: Path, folder: Path) -> dict:
+def _read_manifest(index_dir: Path, folder: Path) -> Manifest:
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-            raise ValueError("not a qabot manifest")
-    except (OSError, ValueError) as exc:
+        manifest = Manifest.from_dict(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
         raise IndexNotReady(
             f"The index in {index_dir} is corrupt: its manifest cannot be read ({exc}). "
             f"{rebuild_hint(index_dir)}"
         ) from exc
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.format_version != FORMAT_VERSION:
         raise IndexNotReady(
-            f"The index in {index_dir} has format version {manifest.get('format_version')}, "
+            f"The index in {index_dir} has format version {manifest.format_version}, "
             f"this qabot reads version {FORMAT_VERSION}. {rebuild_hint(index_dir)}"
         )
     return manifest
