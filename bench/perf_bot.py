@@ -1,0 +1,113 @@
+"""bench/perf.py, section ``bot``: ``qabot run`` against the fake Bot API server: start to
+ready, first answers, peak RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+
+import perf_common as common
+from perf_common import Plan, ROOT, Workspace, child_env, pct, qabot_cmd, questions, run_timed, stats
+
+# -- the bot -----------------------------------------------------------------------------
+
+
+def section_bot(ws: Workspace, plan: Plan) -> dict:
+    check = run_timed([sys.executable, "-c", "import bot.app"], child_env())
+    if check["rc"] != 0:
+        return {"error": "bot.app is not importable: " + check["stderr"].strip().splitlines()[-1]}
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import fake_telegram  # noqa: F401
+    except ImportError as exc:
+        return {"error": f"the fake Bot API server cannot be imported ({exc})"}
+    ws.ensure_index()
+    runs = [asyncio.run(_bot_once(ws, plan)) for _ in range(plan.bot_runs)]
+    errors = [r["error"] for r in runs if "error" in r]
+    ok = [r for r in runs if "error" not in r]
+    out = {
+        "runs": len(runs),
+        "ready_s": stats(r["ready_s"] for r in ok),
+        "first_answer_s": stats(r["first_answer_s"] for r in ok),
+        "answer_latency_ms_p50": stats(r["answer_p50_ms"] for r in ok),
+        "answer_latency_ms_p95": stats(r["answer_p95_ms"] for r in ok),
+        "rss_ready_mb": stats(r["rss_ready_mb"] for r in ok),
+        "rss_peak_mb": stats(r["rss_peak_mb"] for r in ok),
+        "questions_per_run": plan.bot_questions,
+    }
+    if errors:
+        out["error"] = errors[0]
+    return out
+
+
+async def _bot_once(ws: Workspace, plan: Plan) -> dict:
+    from fake_telegram import FakeTelegram
+
+    qs = questions()
+    async with FakeTelegram() as telegram:
+        env = child_env(
+            QABOT_INDEX_DIR=str(ws.index),
+            TELEGRAM_BOT_TOKEN=telegram.token,
+            TELEGRAM_API_BASE_URL=telegram.base_url,
+        )
+        with open(ws.dir / "bot.log", "ab") as bot_log:
+            started = time.monotonic()
+            proc = await asyncio.create_subprocess_exec(
+                *qabot_cmd("run"), env=env, cwd=common.CODE, stdout=bot_log, stderr=subprocess.STDOUT
+            )
+            try:
+                # Polled, not wait_for(): the fake server announces a call only when it has
+                # answered it, and the first getUpdates is a long poll.
+                deadline = time.monotonic() + 300
+                while not telegram.calls_to("getUpdates"):
+                    if proc.returncode is not None or time.monotonic() > deadline:
+                        tail = (ws.dir / "bot.log").read_text(errors="replace")[-600:]
+                        return {"error": f"the bot did not start polling (exit {proc.returncode}): {tail}"}
+                    await asyncio.sleep(0.01)
+                ready_at = telegram.calls_to("getUpdates")[0].at - started
+                rss_ready = _vm(proc.pid, "VmRSS")
+                user = telegram.user(777001)
+                latencies = []
+                first_answer = None
+                for question in qs[: plan.bot_questions]:
+                    before = len(telegram.sent(user["id"]))
+                    t = time.monotonic()
+                    telegram.send(user, question)
+                    await telegram.wait_for(
+                        lambda before=before: len(telegram.sent(user["id"])) > before, timeout=120
+                    )
+                    latencies.append(time.monotonic() - t)
+                    if first_answer is None:
+                        first_answer = time.monotonic() - started
+                peak = _vm(proc.pid, "VmHWM")
+                return {
+                    "ready_s": ready_at,
+                    "first_answer_s": first_answer,
+                    "answer_p50_ms": pct(latencies, 50) * 1000,
+                    "answer_p95_ms": pct(latencies, 95) * 1000,
+                    "rss_ready_mb": rss_ready,
+                    "rss_peak_mb": peak,
+                }
+            except asyncio.TimeoutError:
+                return {"error": "the bot did not reach getUpdates or answer in time"}
+            finally:
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        await asyncio.wait_for(proc.wait(), 30)
+                    except asyncio.TimeoutError:
+                        proc.kill()
+                        await proc.wait()
+
+
+def _vm(pid: int, field: str) -> float | None:
+    """A VmRSS/VmHWM line of /proc/PID/status, in MB."""
+    with contextlib.suppress(OSError):
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return None
