@@ -79,7 +79,7 @@ class RetryingRateLimiter(AIORateLimiter):
             except BadRequest:  # a NetworkError subclass, but repeating it cannot help
                 raise
             except NetworkError as exc:
-                if attempt >= self.network_retries or not _retryable(exc, endpoint):
+                if attempt >= self.network_retries or not safe_to_repeat(exc, endpoint):
                     raise
                 delay = self.backoff * 2**attempt
                 attempt += 1
@@ -139,7 +139,7 @@ def _updates_in(payload: bytes) -> list[dict[str, Any]]:
     return result if isinstance(result, list) else []
 
 
-def _retryable(exc: NetworkError, endpoint: str) -> bool:
+def safe_to_repeat(exc: NetworkError, endpoint: str) -> bool:
     """Repeat a call only if that cannot do it twice: it is idempotent, Telegram answered
     with an error (5xx: not carried out), or the request never left (connect phase). A send
     whose connection broke or timed out afterwards may have been delivered: not repeated."""

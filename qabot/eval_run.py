@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import json
 from pathlib import Path
@@ -28,7 +29,17 @@ from qabot.settings import BUNDLED_CORPUS_DIR, Settings
 OTHER_LANGUAGE = {"en": "zh", "zh": "en"}
 
 
+@dataclass(frozen=True)
+class EvalReport:
+    """What ``qabot eval`` found: the metrics, and one JSONL line per question."""
+
+    scores: dict
+    results: list[str]
+
+
 def run_eval(args: argparse.Namespace, settings: Settings) -> int:
+    """``qabot eval``: the command line's side (which questions, which index, where the
+    results go); :func:`evaluate` does the work."""
     questions = read_questions(args.questions)
     if args.questions_lang:
         questions = [q for q in questions if q.lang == args.questions_lang]
@@ -36,7 +47,19 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
         raise QabotError(f"No questions to evaluate in {args.questions}.")
     if not args.index:
         settings = dataclasses.replace(settings, index_dir=eval_index_dir(settings))
-    engine = engine_over(settings)
+    report = evaluate(engine_over(settings), questions, top_k=args.top_k, passages=args.passages)
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text("\n".join(report.results) + "\n", encoding="utf-8")
+    print(json.dumps(report.scores, ensure_ascii=False) if args.json else metrics_table(report.scores))
+    return 0
+
+
+def evaluate(
+    engine: Engine, questions: list[Question], *, top_k: int = 10, passages: str = "all"
+) -> EvalReport:
+    """Search every question (``passages``: which passage languages it may retrieve from,
+    see :func:`passage_language`) and score the results."""
     if engine.retriever.name == "lexical":
         vectors = [None] * len(questions)
     else:
@@ -45,7 +68,7 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
     outcomes, lines = [], []
     for question, vector in zip(questions, vectors):
         hits = engine.search(
-            question.question, args.top_k, passage_language(args.passages, question), vector=vector
+            question.question, top_k, passage_language(passages, question), vector=vector
         )
         outcome = Outcome(
             question,
@@ -55,14 +78,10 @@ def run_eval(args: argparse.Namespace, settings: Settings) -> int:
         )
         outcomes.append(outcome)
         lines.append(results_line(outcome, [h.score for h in hits]))
-    if args.results:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text("\n".join(lines) + "\n", encoding="utf-8")
     scores = metrics(outcomes)
     scores["paragraph_exact"] = metrics(outcomes, paragraph_exact=True)
     scores["paragraph_exact"].pop("off_topic", None)
-    print(json.dumps(scores, ensure_ascii=False) if args.json else metrics_table(scores))
-    return 0
+    return EvalReport(scores, lines)
 
 
 def passage_language(setting: str, question: Question) -> str | None:

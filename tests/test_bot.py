@@ -29,7 +29,7 @@ from bot.app import ALLOWED_UPDATES, build_application, run
 from bot.handlers import MAX_QUESTION
 from bot.journal import UpdateJournal
 from bot.logs import MASK, RedactToken
-from bot.network import RetryingRateLimiter, _retryable
+from bot.network import RetryingRateLimiter, safe_to_repeat
 from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
 from bot.render import render_decline, render_page, render_sources, shorten, visible_length
 from corpus.language import detect_language
@@ -418,10 +418,10 @@ def test_only_calls_that_cannot_happen_twice_are_repeated():
     connect = failure(NetworkError, httpx.ConnectError("refused"))
     broken = failure(NetworkError, httpx.RemoteProtocolError("disconnected"))
     read_timeout = failure(TimedOut, httpx.ReadTimeout("slow"))
-    assert _retryable(connect, "sendMessage")  # never left this machine
-    assert not _retryable(broken, "sendMessage") and not _retryable(read_timeout, "sendMessage")
-    assert _retryable(broken, "editMessageText") and _retryable(read_timeout, "answerCallbackQuery")
-    assert _retryable(NetworkError("Bad Gateway"), "sendMessage")  # Telegram answered 5xx
+    assert safe_to_repeat(connect, "sendMessage")  # never left this machine
+    assert not safe_to_repeat(broken, "sendMessage") and not safe_to_repeat(read_timeout, "sendMessage")
+    assert safe_to_repeat(broken, "editMessageText") and safe_to_repeat(read_timeout, "answerCallbackQuery")
+    assert safe_to_repeat(NetworkError("Bad Gateway"), "sendMessage")  # Telegram answered 5xx
 
 
 @pytest.mark.asyncio
