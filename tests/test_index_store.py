@@ -19,8 +19,6 @@ from index.store.manifest import ModelRecord
 from qabot.errors import IndexNotReady
 from qabot.files import file_sha256
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _sample(n: int = 5, seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -129,7 +127,6 @@ def test_build_killed_while_writing_leaves_previous_index_loadable(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        sys.path.insert(0, {str(REPO)!r})
         import numpy as np
         import index.store.generations as store
         from corpus.records import Document, Passage
