@@ -105,7 +105,9 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     if page_count(hits) > 1:
         key = state.results.add(Results(generation, lang, hits, message.chat_id))
         markup = keyboard(generation, key, 0, page_count(hits), lang)
-    await message.reply_html(render_page(hits, 0, lang), reply_markup=markup)
+    await message.reply_html(
+        render_page(hits, 0, lang, state.engine.min_score), reply_markup=markup
+    )
 
 
 async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -130,7 +132,8 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     markup = keyboard(request.generation, request.key, request.page, pages, results.language)
     try:
         await query.edit_message_text(
-            render_page(results.hits, request.page, results.language), reply_markup=markup
+            render_page(results.hits, request.page, results.language, state.engine.min_score),
+            reply_markup=markup,
         )
     except BadRequest as exc:
         if "not modified" not in exc.message:  # a double tap shows the same page again

@@ -71,7 +71,7 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh": "文章里没有涉及这个问题，找不到足够可靠的答案。请换个说法，或发送 /sources 查看文章涵盖的内容。",
     },
     "nearest": {"en": "Closest articles:", "zh": "最接近的文章："},
-    "other_results": {"en": "Other results", "zh": "其他结果"},
+    "also": {"en": "Also in the articles", "zh": "其他文章也提到"},
     "page_header": {
         "en": "Results {first}–{last} of {total}",
         "zh": "第 {first}–{last} 条结果（共 {total} 条）",

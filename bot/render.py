@@ -1,4 +1,11 @@
-"""Answers as Telegram HTML: escaped text, the best sentence in bold, a citation per passage.
+"""Answers as Telegram HTML, answer first: the sentence that answers, one source line set
+apart from it, the passage folded away (an expandable blockquote, the sentence in bold
+inside), then at most two close results from other articles.
+
+A further result is shown on the first screen only if it would have been an answer on its
+own (its score reaches the engine's threshold) and comes from another article: a reader
+sees an alternative when there is one, not three more passages at confidence 0.05 under
+every answer. "More" pages through every other result.
 
 Passages are shortened on plain text *before* escaping, so a cut can never land inside a
 tag or an ``&amp;``-style escape, and every message is checked against Telegram's limit
@@ -7,6 +14,7 @@ tag or an ``&amp;``-style escape, and every message is checked against Telegram'
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 from collections.abc import Sequence
@@ -22,23 +30,34 @@ ELLIPSIS = "…"
 PAGE_SIZE = 3
 
 
+#: Close results from other articles shown under an answer, at most.
+ALSO_MAX = 2
+
+
 @dataclass(frozen=True)
 class Budget:
     """Most characters of plain text shown for each piece of an answer."""
 
+    sentence: int = 400
     best: int = 1500
-    other: int = 320
-    title: int = 200
+    other: int = 200
+    title: int = 120
 
     def scaled(self, factor: float) -> Budget:
-        return Budget(int(self.best * factor), int(self.other * factor), int(self.title * factor))
+        return Budget(*(int(value * factor) for value in dataclasses.astuple(self)))
 
 
-def render_page(hits: Sequence[Hit], page: int, lang: Lang) -> str:
-    """Page 0 is the answer (best passage, then shorter ones); later pages list further hits."""
+def render_page(
+    hits: Sequence[Hit], page: int, lang: Lang, min_score: float = float("inf")
+) -> str:
+    """Page 0 is the answer (see the module docstring; ``min_score``: the engine's threshold,
+    which a close result must reach); later pages list the other results, shortest form."""
     for factor in (1.0, 0.6, 0.35, 0.2, 0.1):
         budget = Budget().scaled(factor)
-        message = _answer(hits, lang, budget) if page == 0 else _further(hits, page, lang, budget)
+        if page == 0:
+            message = _answer(hits, lang, budget, min_score)
+        else:
+            message = _further(hits, page, lang, budget)
         if visible_length(message) <= MessageLimit.MAX_TEXT_LENGTH:
             return message
     return message
@@ -54,7 +73,8 @@ def render_decline(nearest: Sequence[Document], lang: Lang) -> str:
 
 
 def page_count(hits: Sequence[Hit]) -> int:
-    return max(1, -(-len(hits) // PAGE_SIZE))
+    """The answer, then the other results ``PAGE_SIZE`` to a page."""
+    return 1 + -(-max(len(hits) - 1, 0) // PAGE_SIZE)
 
 
 def render_sources(documents: Sequence[Document], lang: Lang) -> list[str]:
@@ -104,21 +124,47 @@ def visible_length(message: str) -> int:
     return len(plain.encode("utf-16-le")) // 2
 
 
-def _answer(hits: Sequence[Hit], lang: Lang, budget: Budget) -> str:
-    best, others = hits[0], hits[1:PAGE_SIZE]
-    parts = [_highlighted(best, budget.best) + "\n— " + _citation(best, lang, budget.title)]
-    if others:
-        parts.append(f"<b>{text('other_results', lang)}</b>")
-        parts.extend(_entry(number, hit, lang, budget) for number, hit in enumerate(others, 2))
+def _answer(hits: Sequence[Hit], lang: Lang, budget: Budget, min_score: float) -> str:
+    best = hits[0]
+    sentence = _answering_sentence(best)
+    answer = "<b>" + html.escape(shorten(sentence, budget.sentence)[0]) + "</b>\n"
+    answer += _source_line(best, lang, budget.title)
+    if " ".join(best.passage.text.split()) != " ".join(sentence.split()):
+        answer += "\n<blockquote expandable>" + _highlighted(best, budget.best) + "</blockquote>"
+    parts = [answer]
+    also = close_results(hits, min_score)
+    if also:
+        lines = [_entry(hit, lang, budget) for hit in also]
+        parts.append(f"<b>{text('also', lang)}</b>\n" + "\n".join(lines))
     return "\n\n".join(parts)
 
 
+def close_results(hits: Sequence[Hit], min_score: float) -> list[Hit]:
+    """Results shown under the answer: from other articles (one each), each scoring at least
+    the answer threshold, at most :data:`ALSO_MAX`."""
+    seen = {hits[0].document.doc_id}
+    close = []
+    for hit in hits[1:]:
+        if hit.score >= min_score and hit.document.doc_id not in seen:
+            seen.add(hit.document.doc_id)
+            close.append(hit)
+    return close[:ALSO_MAX]
+
+
 def _further(hits: Sequence[Hit], page: int, lang: Lang, budget: Budget) -> str:
-    first = page * PAGE_SIZE
+    first = 1 + (page - 1) * PAGE_SIZE
     shown = hits[first : first + PAGE_SIZE]
     header = text("page_header", lang, first=first + 1, last=first + len(shown), total=len(hits))
-    entries = (_entry(number, hit, lang, budget) for number, hit in enumerate(shown, first + 1))
+    entries = (_entry(hit, lang, budget) for hit in shown)
     return "\n\n".join([f"<b>{header}</b>", *entries])
+
+
+def _answering_sentence(hit: Hit) -> str:
+    """The highlighted sentence, or the passage itself when none was picked."""
+    if hit.highlight and hit.highlight[1] > hit.highlight[0]:
+        start, end = hit.highlight
+        return hit.passage.text[start:end]
+    return hit.passage.text
 
 
 def _highlighted(hit: Hit, limit: int) -> str:
@@ -135,18 +181,19 @@ def _highlighted(hit: Hit, limit: int) -> str:
     )
 
 
-def _entry(number: int, hit: Hit, lang: Lang, budget: Budget) -> str:
-    """A shorter result: the passage's start on one line, then its citation."""
-    snippet, _ = shorten(" ".join(hit.passage.text.split()), budget.other)
-    return f"{number}. {html.escape(snippet)}\n— {_citation(hit, lang, budget.title)}"
+def _entry(hit: Hit, lang: Lang, budget: Budget) -> str:
+    """A short result: its best sentence (or the passage's start), then its source."""
+    snippet, _ = shorten(" ".join(_answering_sentence(hit).split()), budget.other)
+    return f"• {html.escape(snippet)}\n{_source_line(hit, lang, budget.title)}"
 
 
-def _citation(hit: Hit, lang: Lang, title_limit: int) -> str:
+def _source_line(hit: Hit, lang: Lang, title_limit: int) -> str:
+    """Where a passage comes from, on its own line in italics: the article (linked when its
+    address is known), publisher, date, paragraph."""
     document = hit.document
     paragraph = text("paragraph", lang, number=hit.passage.paragraph)
-    return " · ".join(
-        [_title(document, title_limit), *_escaped([document.publisher, document.date]), paragraph]
-    )
+    details = [_title(document, title_limit), *_escaped([document.publisher, document.date]), paragraph]
+    return "<i>— " + " · ".join(details) + "</i>"
 
 
 def _title(document: Document, limit: int) -> str:

@@ -210,6 +210,8 @@ def _entity_extras(tag: str, attributes: dict[str, str], fail: Callable[[str], A
         raise fail('tag "span" must have class "tg-spoiler"')
     if tag == "tg-emoji":
         return {"custom_emoji_id": attributes.get("emoji-id", "")}
+    if tag == "blockquote" and "expandable" in attributes:
+        return {"type": "expandable_blockquote"}
     return {}
 
 

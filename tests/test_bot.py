@@ -31,7 +31,14 @@ from bot.journal import UpdateJournal
 from bot.logs import MASK, RedactToken
 from bot.network import RetryingRateLimiter, safe_to_repeat
 from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
-from bot.render import render_decline, render_page, render_sources, shorten, visible_length
+from bot.render import (
+    page_count,
+    render_decline,
+    render_page,
+    render_sources,
+    shorten,
+    visible_length,
+)
 from corpus.language import detect_language
 from corpus.records import Document, Passage
 from index.retrieval.engine import Answer, Hit
@@ -59,6 +66,7 @@ class TinyEngine:
     """Stands in for ``index.retrieval.engine.Engine``: fixed hits, records the questions it got."""
 
     corpus = CorpusRecord()  # nothing recorded: `run` logs that the index may be stale
+    min_score = 0.5
 
     def __init__(self, hits: list[Hit], answered: bool = True) -> None:
         self.hits, self.answered = hits, answered
@@ -161,7 +169,7 @@ def test_long_chinese_is_cut_anywhere_and_an_overlong_highlight_is_cut_too():
     assert span[1] - span[0] >= 90
 
 
-def test_answer_escapes_everything_and_bolds_the_best_sentence():
+def test_answer_comes_first_then_its_source_then_the_folded_passage():
     best = hit(
         f"Intro. {NASTY} Outro.",
         title=NASTY,
@@ -169,15 +177,45 @@ def test_answer_escapes_everything_and_bolds_the_best_sentence():
         highlight=(7, 7 + len(NASTY)),
         paragraph=3,
     )
-    message = render_page([best, hit("Second <one>.", paragraph=5)], 0, "en")
+    message = render_page([best, hit("Second <one>.", paragraph=5)], 0, "en", min_score=0.5)
     text, entities = parse_html(message)
-    assert NASTY in text
-    bold = next(e for e in entities if e["type"] == "bold" and e["offset"] > 0)
-    assert text[bold["offset"] : bold["offset"] + bold["length"]] == NASTY
-    link = next(e for e in entities if e["type"] == "text_link")
-    assert link["url"] == 'https://e.test/a?x=1&y="2"'
-    assert "Daily & Co · 2024-07-07 · ¶ 3" in text
-    assert "2. Second <one>." in text and "¶ 5" in text
+    first_line, source, *_ = text.split("\n")
+    assert first_line == NASTY  # the sentence that answers, nothing before it
+    assert source == f"— {NASTY} · Daily & Co · 2024-07-07 · ¶ 3"
+    kinds = {e["type"]: e for e in reversed(entities)}  # the first of each kind
+    assert kinds["bold"]["offset"] == 0 and kinds["bold"]["length"] == len(NASTY)
+    assert kinds["italic"]["offset"] == len(NASTY) + 1  # the source line, set apart
+    assert kinds["text_link"]["url"] == 'https://e.test/a?x=1&y="2"'
+    folded = kinds["expandable_blockquote"]
+    assert text[folded["offset"] : folded["offset"] + folded["length"]] == best.passage.text
+    inner_bold = [e for e in entities if e["type"] == "bold" and e["offset"] > folded["offset"]]
+    assert [text[e["offset"] : e["offset"] + e["length"]] for e in inner_bold] == [NASTY]
+    assert "Second" not in text  # same article: not a second opinion
+
+
+def test_a_one_sentence_passage_is_not_repeated_in_a_fold():
+    text, entities = parse_html(render_page([hit("Just this.", highlight=(0, 10))], 0, "en"))
+    assert text.count("Just this.") == 1
+    assert not any("blockquote" in e["type"] for e in entities)
+
+
+def test_only_close_results_from_other_articles_are_shown_under_the_answer():
+    hits = [
+        hit("The answer.", doc="a", highlight=(0, 11)),
+        dataclasses.replace(hit("Same article again.", doc="a"), score=0.9),
+        dataclasses.replace(hit("Close, elsewhere.", doc="b", title="B"), score=0.6),
+        dataclasses.replace(hit("Also close, same B.", doc="b", title="B"), score=0.6),
+        dataclasses.replace(hit("Far away.", doc="c", title="C"), score=0.05),
+        dataclasses.replace(hit("Close too.", doc="d", title="D"), score=0.55),
+        dataclasses.replace(hit("Close three.", doc="e", title="E"), score=0.52),
+    ]
+    text, _ = parse_html(render_page(hits, 0, "en", min_score=0.5))
+    assert "Also in the articles" in text
+    assert "• Close, elsewhere." in text and "• Close too." in text  # one per article, 2 at most
+    for absent in ("Same article again", "Also close, same B", "Far away", "Close three"):
+        assert absent not in text
+    alone, _ = parse_html(render_page(hits[:2] + hits[4:5], 0, "zh", min_score=0.5))
+    assert "其他文章也提到" not in alone
 
 
 def test_citation_in_chinese_and_unsafe_urls_are_not_linked():
@@ -208,13 +246,15 @@ def test_random_text_never_breaks_html():
         assert len(parsed.encode("utf-16-le")) // 2 <= 4096
 
 
-def test_later_pages_number_their_results():
+def test_later_pages_list_every_other_result_with_its_source():
     hits = [hit(f"Passage {n}.", paragraph=n) for n in range(1, 8)]
+    assert page_count(hits) == 3  # the answer, then results 2-4 and 5-7
     text, _ = parse_html(render_page(hits, 1, "en"))
-    assert text.startswith("Results 4–6 of 7")
-    assert "4. Passage 4." in text and "6. Passage 6." in text and "Passage 7" not in text
+    assert text.startswith("Results 2–4 of 7")
+    assert "• Passage 2." in text and "• Passage 4." in text and "Passage 5" not in text
+    assert "¶ 2" in text
     text, _ = parse_html(render_page(hits, 2, "zh"))
-    assert text.startswith("第 7–7 条结果（共 7 条）")
+    assert text.startswith("第 5–7 条结果（共 7 条）")
 
 
 def test_sources_are_split_under_the_limit():
@@ -512,14 +552,14 @@ async def test_more_and_back_page_through_results_by_editing(telegram, tiny):
     user = telegram.user(11)
     telegram.send(user, "anything")
     [reply] = await telegram.replies(11)
-    assert reply["text"].startswith("Passage 1 " + NASTY)
+    assert reply["text"].startswith("Passage 1\n— Doc 1 · Daily & Co")
     more = reply["reply_markup"]["inline_keyboard"][0][0]
     assert more["text"] == "More ›"
     telegram.press(user, reply, more["callback_data"])
     page = await telegram.wait_for(
         lambda: (m := telegram.message(11, reply["message_id"]))["text"].startswith("Results") and m
     )
-    assert page["text"].startswith("Results 4–6 of 7")
+    assert page["text"].startswith("Results 2–4 of 7")
     assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
     back = page["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
     telegram.press(user, page, back)

@@ -22,6 +22,7 @@ from fake_telegram import FakeTelegram, polling
 
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
+from bot.render import close_results
 from index.build import build_index
 from index.store.generations import load_index
 
@@ -108,10 +109,16 @@ async def test_english_question_gets_the_passage_with_citation(telegram, qabot, 
     text = reply["text"]
     assert "Yangtze" in text
     start, end = top.highlight
-    best_sentence = bold_texts(reply)[0]
-    assert len(best_sentence) > 20 and top.passage.text[start:end].startswith(best_sentence)
-    assert top.document.title in text and f"¶ {top.passage.paragraph}" in text
-    assert "Other results" in text and "\n2. " in text and "\n3. " in text
+    sentence = top.passage.text[start:end]
+    assert text.startswith(sentence + "\n— ") and bold_texts(reply)[0] == sentence  # answer first
+    source = text.split("\n")[1]
+    assert top.document.title in source and f"¶ {top.passage.paragraph}" in source
+    [folded] = [e for e in reply["entities"] if e["type"] == "expandable_blockquote"]
+    assert top.passage.text in text  # the whole passage, folded away
+    answer = engine.ask(EN_QUESTION, 9)
+    also = close_results(answer.hits, engine.min_score)
+    assert text.count("\n• ") == len(also) <= 2
+    assert all(hit.document.title[:40] in text for hit in also)
     assert "reply_to_message" not in reply  # private chats get no quote
     assert telegram.calls_to("sendChatAction")[0].params["action"] == "typing"
 
@@ -123,7 +130,8 @@ async def test_chinese_question_gets_a_chinese_answer(telegram, qabot, engine):
     [reply] = await telegram.replies(4)
     assert "1.52亿元" in reply["text"]
     assert f"第 {top.passage.paragraph} 段" in reply["text"]
-    assert "其他结果" in reply["text"]
+    start, end = top.highlight
+    assert reply["text"].startswith(top.passage.text[start:end] + "\n— ")
 
 
 @pytest.mark.asyncio
@@ -133,10 +141,8 @@ async def test_across_languages(telegram, qabot):
     telegram.send(telegram.user(6, "en"), ZH_QUESTION)
     [zh_user] = await telegram.replies(5)
     [en_user] = await telegram.replies(6)
-    assert (
-        "Yangtze" in zh_user["text"] and "第 " in zh_user["text"] and "其他结果" in zh_user["text"]
-    )
-    assert "1.52亿元" in en_user["text"] and "其他结果" in en_user["text"]
+    assert "Yangtze" in zh_user["text"] and "段" in zh_user["text"].split("\n")[1]
+    assert "1.52亿元" in en_user["text"] and "段" in en_user["text"].split("\n")[1]
 
 
 @pytest.mark.asyncio
@@ -184,10 +190,10 @@ async def test_more_button_pages_through_further_results(telegram, qabot):
 
     def edited():
         message = telegram.message(10, reply["message_id"])
-        return message if message["text"].startswith("Results 4–6 of") else None
+        return message if message["text"].startswith("Results 2–4 of") else None
 
     page = await telegram.wait_for(edited)
-    assert "\n4. " in page["text"] and "¶ " in page["text"]
+    assert page["text"].count("\n• ") == 2 and "¶ " in page["text"]  # 3 results, each cited
     assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
     assert len(telegram.sent(10)) == 1  # paging edits, never posts
 
