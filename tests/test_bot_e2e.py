@@ -193,7 +193,7 @@ async def test_more_button_pages_through_further_results(telegram, qabot):
         return message if message["text"].startswith("Results 2–4 of") else None
 
     page = await telegram.wait_for(edited)
-    assert page["text"].count("\n• ") == 2 and "¶ " in page["text"]  # 3 results, each cited
+    assert page["text"].count("• ") == 3 and page["text"].count("¶ ") == 3  # 3 results, cited
     assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
     assert len(telegram.sent(10)) == 1  # paging edits, never posts
 
