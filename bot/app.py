@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -26,9 +27,11 @@ from telegram.ext import (
 
 from bot import handlers, logs
 from bot.i18n import Lang
+from bot.database import open_database
+from bot.feedback import FeedbackStore
 from bot.journal import UpdateJournal
 from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
-from bot.paging import CALLBACK_PATTERN
+from bot.paging import CALLBACK_PATTERN, VOTE_PATTERN
 from bot.reindex import reindex
 from bot.state import BotState, state_in
 from bot.watch import WATCH_INTERVAL, follow_rebuilds
@@ -80,11 +83,12 @@ def build_application(
     ``watch_interval``: seconds between looks for an index rebuilt outside the bot."""
     require_token(settings)
     logs.quiet_http_client()
-    journal = UpdateJournal(settings.database_path, bot_id=int(settings.telegram_token.split(":")[0]))
+    database = open_database(settings.database_path)
+    journal = UpdateJournal(database, bot_id=int(settings.telegram_token.split(":")[0]))
     stop = []  # the application, once built, for the polling request's callback
     application = (
         ApplicationBuilder()
-        .application_class(JournaledApplication, {"journal": journal})
+        .application_class(JournaledApplication, {"journal": journal, "database": database})
         .token(settings.telegram_token)
         .base_url(settings.telegram_base_url)
         .defaults(
@@ -107,7 +111,9 @@ def build_application(
         .post_stop(_stop)
         .build()
     )
-    BotState(settings=settings, engine=engine).install(application.bot_data)
+    BotState(settings=settings, engine=engine, feedback=FeedbackStore(database)).install(
+        application.bot_data
+    )
     add_handlers(application)
     stop.append(application)
     return application
@@ -123,9 +129,13 @@ class JournaledApplication(Application):
     start.
     """
 
-    def __init__(self, *, journal: UpdateJournal, **options: Any) -> None:
+    def __init__(
+        self, *, journal: UpdateJournal, database: sqlite3.Connection, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.journal = journal
+        #: The bot's database (journal, question log), closed when the bot stops.
+        self.database = database
         #: Updates left for the next start because the bot was stopping.
         self.kept = 0
 
@@ -183,6 +193,7 @@ def add_handlers(application: Application) -> None:
             CommandHandler("sources", handlers.sources),
             CommandHandler("ask", handlers.ask_command),
             CommandHandler("reindex", reindex),
+            CommandHandler("stats", handlers.stats),
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, handlers.private_text),
             MessageHandler(
                 filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, handlers.group_text
@@ -190,6 +201,7 @@ def add_handlers(application: Application) -> None:
             MessageHandler(filters.COMMAND, handlers.unknown_command),
             MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text),
             CallbackQueryHandler(handlers.turn_page, pattern=CALLBACK_PATTERN),
+            CallbackQueryHandler(handlers.vote, pattern=VOTE_PATTERN),
             CallbackQueryHandler(handlers.unknown_button),
         ]
     )
@@ -213,7 +225,7 @@ async def _stop(application: JournaledApplication) -> None:
     if application.kept:
         log.info("Stopped; %d updates not yet answered are kept for the next start",
                  application.kept)
-    application.journal.close()
+    application.database.close()
 
 
 async def register_commands(application: Application) -> None:

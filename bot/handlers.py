@@ -9,16 +9,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import sqlite3
 
 from telegram import Bot, Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.feedback import Vote
 from bot.i18n import Lang, choose_language, plain, text
-from bot.paging import Results, keyboard, parse_callback
-from bot.render import PAGE_SIZE, page_count, render_decline, render_page, render_sources
-from bot.state import state_of
+from bot.paging import Results, keyboard, parse_callback, parse_vote
+from bot.render import (
+    PAGE_SIZE,
+    page_count,
+    render_decline,
+    render_page,
+    render_sources,
+    render_stats,
+)
+from bot.state import BotState, state_of
+from corpus.language import detect_language
+from index.retrieval.engine import Answer
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +108,30 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
         await message.reply_chat_action(ChatAction.TYPING)
     generation = state.generation
     result = await state.ask(question, TOP_K)
+    question_id = _log_question(state, message, result)
     if not result.answered:
         await message.reply_html(render_decline(result.nearest, lang))
         return
     hits = tuple(result.hits)
-    markup = None
+    key = None
     if page_count(hits) > 1:
-        key = state.results.add(Results(generation, lang, hits, message.chat_id))
-        markup = keyboard(generation, key, 0, page_count(hits), lang)
+        key = state.results.add(Results(generation, lang, hits, message.chat_id, question_id))
+    markup = keyboard(generation, key, 0, page_count(hits), lang, question_id)
     await message.reply_html(
         render_page(hits, 0, lang, state.engine.min_score), reply_markup=markup
     )
+
+
+def _log_question(state: BotState, message: Message, result: Answer) -> int | None:
+    """The question in the question log (its id for the vote buttons), or None if the log
+    cannot be written: the answer goes out all the same."""
+    try:
+        return state.feedback.record(
+            message.chat_id, message.chat.type, detect_language(result.question), result
+        )
+    except sqlite3.Error as exc:
+        log.error("Could not log a question in the bot's database: %s", exc)
+        return None
 
 
 async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -129,7 +153,10 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     await query.answer()
     pages = page_count(results.hits)
-    markup = keyboard(request.generation, request.key, request.page, pages, results.language)
+    markup = keyboard(
+        request.generation, request.key, request.page, pages, results.language,
+        results.question_id,
+    )
     try:
         await query.edit_message_text(
             render_page(results.hits, request.page, results.language, state.engine.min_score),
@@ -138,6 +165,37 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadRequest as exc:
         if "not modified" not in exc.message:  # a double tap shows the same page again
             raise
+
+
+async def vote(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A 👍/👎 press: one vote per user per answer, changeable; acknowledged in the button's
+    own answer, never with a new message."""
+    query = update.callback_query
+    lang = choose_language(query.from_user.language_code)
+    question_id, value = parse_vote(query.data)
+    chat_id = query.message.chat.id if query.message else 0  # inline messages have none
+    outcome = state_of(context).feedback.vote(question_id, chat_id, query.from_user.id, value)
+    if outcome is Vote.FOREIGN:
+        await query.answer(plain("foreign_button", lang), show_alert=True)
+    elif outcome is Vote.UNKNOWN:
+        await query.answer(plain("expired", lang))
+    else:
+        await query.answer(plain(f"vote_{outcome.value}", lang))
+
+
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/stats`` for admins: questions asked, share answered, what is asked and not
+    answered, and the answers voted down with their passages."""
+    state = state_of(context)
+    lang = _language(update)
+    user = update.effective_user
+    if user is None or user.id not in state.settings.admin_ids:
+        await update.effective_message.reply_html(text("stats_admin_only", lang))
+        return
+    titles = {document.doc_id: document.title for document in state.engine.documents}
+    await update.effective_message.reply_html(
+        render_stats(state.feedback.stats(), lang, titles)
+    )
 
 
 async def unknown_button(update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:

@@ -139,6 +139,31 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "The rebuild failed; the previous index keeps answering.\n{reason}",
         "zh": "重建失败，仍由原来的索引回答问题。\n{reason}",
     },
+    "vote_up_button": {"en": "👍", "zh": "👍"},
+    "vote_down_button": {"en": "👎", "zh": "👎"},
+    "vote_recorded": {
+        "en": "Thanks, noted. It helps the admins see what works.",
+        "zh": "谢谢，已记下，这能帮助管理员改进。",
+    },
+    "vote_changed": {"en": "Changed, thanks.", "zh": "已更改，谢谢。"},
+    "vote_same": {"en": "Already noted, thanks.", "zh": "已经记下了，谢谢。"},
+    "stats_admin_only": {
+        "en": "Statistics are for the bot's administrators only.",
+        "zh": "只有机器人的管理员才能查看统计。",
+    },
+    "stats": {
+        "en": (
+            "<b>Questions</b>: {today} today, {week} in 7 days, {total} in all; "
+            "{answered} answered."
+        ),
+        "zh": "<b>提问</b>：今天 {today} 个，7 天内 {week} 个，共 {total} 个；{answered} 得到回答。",
+    },
+    "stats_declined": {
+        "en": "<b>Most asked, not answered</b>",
+        "zh": "<b>最常被问、未能回答的问题</b>",
+    },
+    "stats_disliked": {"en": "<b>Answers voted 👎</b>", "zh": "<b>被点 👎 的回答</b>"},
+    "stats_none": {"en": "none yet", "zh": "暂无"},
     "reindex_failed_unknown": {
         "en": "an unexpected error (details are in the bot's log).",
         "zh": "发生了意外错误（详情见机器人日志）。",

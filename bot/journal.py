@@ -20,7 +20,6 @@ import json
 import logging
 import sqlite3
 import time
-from pathlib import Path
 from typing import Any
 
 from qabot.errors import QabotError
@@ -33,43 +32,13 @@ KEEP_SECONDS = 24 * 3600
 #: Handling attempts after which an update is given up (each one ended in a crash).
 MAX_ATTEMPTS = 3
 
-#: The schema, one script per version; ``PRAGMA user_version`` says how many have run.
-MIGRATIONS = [
-    """
-    CREATE TABLE updates (
-        bot_id    INTEGER NOT NULL,
-        update_id INTEGER NOT NULL,
-        payload   TEXT    NOT NULL,
-        received  REAL    NOT NULL,
-        attempts  INTEGER NOT NULL DEFAULT 0,
-        done      REAL,
-        PRIMARY KEY (bot_id, update_id)
-    );
-    CREATE INDEX updates_pending ON updates (bot_id, done);
-    """,
-]
-
-
 class UpdateJournal:
-    """The updates of one bot (``bot_id``) in the SQLite file at ``path``."""
+    """The updates of one bot (``bot_id``) in the bot's database (``bot.database``)."""
 
-    def __init__(self, path: Path, bot_id: int) -> None:
-        self.path = path
+    def __init__(self, db: sqlite3.Connection, bot_id: int) -> None:
+        self._db = db
         self.bot_id = bot_id
         self._claimed: set[int] = set()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode = WAL")
-            # FULL: a recorded update survives a power cut, not only a killed process.
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            _migrate(self._db)
-        except (OSError, sqlite3.Error) as exc:
-            raise QabotError(
-                f"Cannot open the bot's database {path} ({exc}). Check that its folder is "
-                "writable, or point QABOT_DATABASE at a file that can be."
-            ) from None
 
     def record(self, updates: list[dict[str, Any]]) -> None:
         """Write a batch fresh from ``getUpdates`` (one transaction), before it is
@@ -86,8 +55,8 @@ class UpdateJournal:
                 )
         except sqlite3.Error as exc:
             raise QabotError(
-                f"could not record updates in {self.path} ({exc}); Telegram keeps them until "
-                "this works"
+                f"could not record updates in the bot's database ({exc}); Telegram keeps "
+                "them until this works"
             ) from exc
 
     def claim(self, update_id: int) -> bool:
@@ -146,17 +115,3 @@ class UpdateJournal:
             (self.bot_id,),
         ).fetchall()
         return [json.loads(payload) for (payload,) in rows]
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring the schema up to date; refuse a database written by a newer qabot."""
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if version > len(MIGRATIONS):
-        raise sqlite3.DatabaseError(
-            f"it has schema version {version}, newer than this qabot knows ({len(MIGRATIONS)})"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")

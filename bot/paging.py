@@ -1,6 +1,7 @@
-"""The "More" button: recent results kept by a short key, pages addressed in callback data.
+"""The buttons under an answer: 👍 / 👎 and "More".
 
-Callback data is at most 64 bytes, so it carries only ``p:<generation>:<key>:<page>``;
+Callback data is at most 64 bytes. A vote carries ``v:<question id>:<u|d>`` (the question is
+in the bot's database, ``bot.feedback``). "More" carries ``p:<generation>:<key>:<page>``;
 the hits stay in a bounded cache. The generation (bumped by every rebuild) tells a press on
 a button from before a rebuild apart from one whose results were simply evicted.
 """
@@ -23,6 +24,8 @@ CACHE_SIZE = 1000
 #: Numbers of at most 12 digits: longer ones are not ours (and int() refuses 4,300+ digits).
 _CALLBACK = re.compile(r"^p:(\d{1,12}):([A-Za-z0-9_-]{1,16}):(\d{1,12})$")
 CALLBACK_PATTERN = r"^p:"
+_VOTE = re.compile(r"^v:(\d{1,12}):([ud])$")
+VOTE_PATTERN = r"^v:"
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Results:
     language: Lang
     hits: tuple[Hit, ...]
     chat_id: int = 0
+    #: The question's id in the bot's database (for the vote buttons); None if not logged.
+    question_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,28 @@ def parse_callback(data: str | None) -> PageRequest | None:
     return PageRequest(int(match[1]), match[2], int(match[3]))
 
 
+def parse_vote(data: str | None) -> tuple[int, int] | None:
+    """(question id, +1 or -1) of a vote button's data, None if it is not one of ours."""
+    match = _VOTE.match(data or "")
+    return (int(match[1]), 1 if match[2] == "u" else -1) if match else None
+
+
 def keyboard(
-    generation: int, key: str, page: int, pages: int, lang: Lang
+    generation: int,
+    key: str | None,
+    page: int,
+    pages: int,
+    lang: Lang,
+    question_id: int | None = None,
 ) -> InlineKeyboardMarkup | None:
-    """Back/More buttons for ``page`` of ``pages``; None when everything fits on one page."""
+    """👍/👎 when the answer is logged, Back/More for ``page`` of ``pages``; None when
+    there is nothing to press."""
     buttons = []
+    if question_id is not None:
+        buttons.append(_button("vote_up_button", lang, f"v:{question_id}:u"))
+        buttons.append(_button("vote_down_button", lang, f"v:{question_id}:d"))
+    if key is None:
+        return InlineKeyboardMarkup([buttons]) if buttons else None
     if page > 0:
         buttons.append(_button("back_button", lang, callback_data(generation, key, page - 1)))
     if page + 1 < pages:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from telegram.constants import MessageLimit
 
+from bot.feedback import Stats
 from bot.i18n import Lang, text
 from corpus.records import Document
 from index.retrieval.engine import Hit
@@ -70,6 +71,29 @@ def render_decline(nearest: Sequence[Document], lang: Lang) -> str:
         titles = "\n".join(f"• {_title(document, 120)}" for document in nearest)
         message += f"\n\n{text('nearest', lang)}\n{titles}"
     return message
+
+
+def render_stats(stats: Stats, lang: Lang, titles: dict[str, str]) -> str:
+    """``/stats``: counts, then the most asked unanswered questions, then the answers voted
+    down with the start of their passages (``titles``: article titles by id); within
+    Telegram's limit."""
+    lines = [
+        text("stats", lang, today=stats.today, week=stats.week, total=stats.total,
+             answered=f"{stats.answered:.0%}"),
+        "",
+        text("stats_declined", lang),
+    ]
+    none = f"<i>{text('stats_none', lang)}</i>"
+    lines += [f"• {html.escape(shorten(q, 120)[0])} ({n}×)" for q, n in stats.declined] or [none]
+    lines += ["", text("stats_disliked", lang)]
+    for question, doc_id, paragraph, passage, count in stats.disliked:
+        title = shorten(titles.get(doc_id, doc_id), 80)[0]
+        where = html.escape(title) + " · " + text("paragraph", lang, number=paragraph)
+        snippet = html.escape(shorten(" ".join((passage or "").split()), 160)[0])
+        lines.append(f"• {html.escape(shorten(question, 120)[0])} ({count}× 👎)\n  <i>{where}</i>: {snippet}")
+    if not stats.disliked:
+        lines.append(none)
+    return _pack(lines)[0]
 
 
 def page_count(hits: Sequence[Hit]) -> int:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from telegram.ext import CallbackContext
 
+from bot.feedback import FeedbackStore
 from bot.paging import ResultCache
 from index.retrieval.engine import Answer, Engine
 from qabot.settings import Settings
@@ -20,6 +21,8 @@ class BotState:
 
     settings: Settings
     engine: Engine
+    #: The question log and votes (bot.feedback).
+    feedback: FeedbackStore
     #: Bumped whenever a rebuilt index is swapped in; "More" buttons carry it.
     generation: int = 0
     results: ResultCache = field(default_factory=ResultCache)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -161,6 +162,34 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return run_eval(args, settings)
 
 
+def cmd_feedback_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.database import open_database
+    from bot.feedback import FeedbackStore
+
+    rows = FeedbackStore(open_database(settings.database_path)).liked(since=args.since or 0.0)
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
+    print(f"{len(rows)} liked answers exported from {settings.database_path}", file=sys.stderr)
+    return 0
+
+
+def cmd_feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.database import open_database
+    from bot.feedback import FeedbackStore
+
+    if not args.yes:
+        try:
+            reply = input(f"Delete every question and vote logged in {settings.database_path}? [y/N] ")
+        except EOFError:  # no terminal to answer from
+            reply = ""
+        if reply.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.")
+            return 1
+    count = FeedbackStore(open_database(settings.database_path)).purge()
+    print(f"Deleted {count} logged questions and their votes.")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import run
 
@@ -233,6 +262,19 @@ def _parser() -> argparse.ArgumentParser:
     _add_paths(evaluate)
     evaluate.set_defaults(command=cmd_eval)
 
+    feedback = commands.add_parser("feedback", help="the bot's question log and votes")
+    feedback_commands = feedback.add_subparsers(
+        title="feedback commands", metavar="ACTION", required=True
+    )
+    export = feedback_commands.add_parser(
+        "export", help="liked answers as a question file for `qabot eval` (JSONL on stdout)"
+    )
+    export.add_argument("--since", type=_date, help="only questions asked on or after YYYY-MM-DD")
+    export.set_defaults(command=cmd_feedback_export)
+    purge = feedback_commands.add_parser("purge", help="delete every logged question and vote")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(command=cmd_feedback_purge)
+
     run = commands.add_parser("run", help="start the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
     run.set_defaults(command=cmd_run)
     return parser
@@ -241,6 +283,15 @@ def _parser() -> argparse.ArgumentParser:
 def _add_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", help="corpus folder (default: QABOT_CORPUS_DIR or bundled)")
     parser.add_argument("--index", help="index folder (default: QABOT_INDEX_DIR or data/index)")
+
+
+def _date(value: str) -> float:
+    """A YYYY-MM-DD date as the Unix time of its midnight (UTC)."""
+    try:
+        day = datetime.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date like 2026-12-01, not {value!r}") from None
+    return datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.timezone.utc).timestamp()
 
 
 def _positive(value: str) -> int:

@@ -27,6 +27,8 @@ from bot import i18n
 from bot import journal as journal_module
 from bot.app import ALLOWED_UPDATES, build_application, run
 from bot.handlers import MAX_QUESTION
+from bot.database import open_database
+from bot.feedback import FeedbackStore, Vote
 from bot.journal import UpdateJournal
 from bot.logs import MASK, RedactToken
 from bot.network import RetryingRateLimiter, safe_to_repeat
@@ -67,6 +69,7 @@ class TinyEngine:
 
     corpus = CorpusRecord()  # nothing recorded: `run` logs that the index may be stale
     min_score = 0.5
+    generation = "tiny"
 
     def __init__(self, hits: list[Hit], answered: bool = True) -> None:
         self.hits, self.answered = hits, answered
@@ -125,6 +128,9 @@ def test_every_string_is_valid_telegram_html(key, lang):
             "seconds",
             "reason",
             "minutes",
+            "today",
+            "week",
+            "answered",
         ],
         "<&>",
     )
@@ -523,6 +529,9 @@ async def tiny(telegram, tmp_path):
         yield engine, application.bot_data["qabot"]
 
 
+ADMIN = 4242
+
+
 def settings_for(telegram: FakeTelegram, database: Path) -> Settings:
     """Settings for a bot of ``telegram``; no index folder, so nothing to watch."""
     return Settings(
@@ -530,6 +539,7 @@ def settings_for(telegram: FakeTelegram, database: Path) -> Settings:
         telegram_base_url=telegram.base_url,
         database=database,
         index_dir=database.parent / "no-index",
+        admin_ids=frozenset({ADMIN}),
     )
 
 
@@ -553,15 +563,16 @@ async def test_more_and_back_page_through_results_by_editing(telegram, tiny):
     telegram.send(user, "anything")
     [reply] = await telegram.replies(11)
     assert reply["text"].startswith("Passage 1\n— Doc 1 · Daily & Co")
-    more = reply["reply_markup"]["inline_keyboard"][0][0]
-    assert more["text"] == "More ›"
+    up, down, more = reply["reply_markup"]["inline_keyboard"][0]
+    assert (up["text"], down["text"], more["text"]) == ("👍", "👎", "More ›")
     telegram.press(user, reply, more["callback_data"])
     page = await telegram.wait_for(
         lambda: (m := telegram.message(11, reply["message_id"]))["text"].startswith("Results") and m
     )
     assert page["text"].startswith("Results 2–4 of 7")
-    assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
-    back = page["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    buttons = page["reply_markup"]["inline_keyboard"][0]
+    assert [b["text"] for b in buttons] == ["👍", "👎", "‹ Back", "More ›"]
+    back = buttons[2]["callback_data"]
     telegram.press(user, page, back)
     telegram.press(user, page, back)  # a double tap: same page again, no error shown
     await telegram.wait_for(lambda: len(telegram.calls_to("answerCallbackQuery")) == 3)
@@ -589,12 +600,15 @@ async def test_another_chats_button_key_is_refused(telegram, tiny):
     owner, intruder = telegram.user(23), telegram.user(24)
     telegram.send(owner, "anything")
     [reply] = await telegram.replies(23)
-    data = reply["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    vote, _, more = reply["reply_markup"]["inline_keyboard"][0]
     telegram.send(intruder, "anything")
     [theirs] = await telegram.replies(24)
-    telegram.press(intruder, theirs, data)  # the owner's key under the intruder's own message
-    [answer] = await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
-    assert answer.params["text"] == i18n.plain("foreign_button", "en")
+    for button in (more, vote):  # the owner's buttons pressed under the intruder's message
+        telegram.press(intruder, theirs, button["callback_data"])
+    answers = await telegram.wait_for(
+        lambda: len(a := telegram.calls_to("answerCallbackQuery")) == 2 and a
+    )
+    assert [a.params["text"] for a in answers] == [i18n.plain("foreign_button", "en")] * 2
     assert telegram.message(24, theirs["message_id"])["text"] == theirs["text"]
 
 
@@ -612,7 +626,7 @@ async def test_expired_and_stale_buttons_get_a_polite_answer(telegram, tiny):
     user = telegram.user(12, language_code="zh")
     telegram.send(user, "question")
     [reply] = await telegram.replies(12)
-    data = reply["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    data = reply["reply_markup"]["inline_keyboard"][0][-1]["callback_data"]  # More
     telegram.press(user, reply, "p:0:unknownkey:1")
     await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
     state.swap(engine)  # what a finished rebuild does
@@ -688,50 +702,63 @@ async def test_a_send_whose_confirmation_was_lost_is_neither_repeated_nor_apolog
 
 
 def test_journal_hands_out_each_update_once_and_keeps_what_is_not_done(tmp_path):
-    journal = UpdateJournal(tmp_path / "qabot.db", bot_id=1)
+    db = open_database(tmp_path / "qabot.db")
+    journal = UpdateJournal(db, bot_id=1)
     journal.record([{"update_id": n, "message": {"text": f"q{n}"}} for n in (1, 2, 3)])
     journal.record([{"update_id": 3, "message": {"text": "redelivered"}}])
     assert journal.claim(1) and not journal.claim(1)  # one handler at a time
     journal.done(1)
     assert journal.claim(2)
-    journal.close()
+    db.close()
 
-    again = UpdateJournal(tmp_path / "qabot.db", bot_id=1)  # a restart
+    again = UpdateJournal(open_database(tmp_path / "qabot.db"), bot_id=1)  # a restart
     assert [u["update_id"] for u in again.pending()] == [2, 3]
     assert again.pending()[1]["message"]["text"] == "q3"  # the first copy is kept
     assert not again.claim(1)  # Telegram redelivers what was done before the kill: skipped
-    assert UpdateJournal(tmp_path / "qabot.db", bot_id=2).pending() == []  # another bot's
+    other_bot = UpdateJournal(open_database(tmp_path / "qabot.db"), bot_id=2)
+    assert other_bot.pending() == []
 
 
 def test_journal_gives_up_an_update_that_crashed_the_bot_three_times(tmp_path, caplog):
     path = tmp_path / "qabot.db"
-    UpdateJournal(path, bot_id=1).record([{"update_id": 7}, {"update_id": 8}])
+    UpdateJournal(open_database(path), bot_id=1).record([{"update_id": 7}, {"update_id": 8}])
     for _ in range(3):  # each run claims update 7 and is killed before it is done
-        journal = UpdateJournal(path, bot_id=1)
+        db = open_database(path)
+        journal = UpdateJournal(db, bot_id=1)
         assert 7 in [u["update_id"] for u in journal.pending()]
         assert journal.claim(7)
-        journal.close()
-    assert [u["update_id"] for u in UpdateJournal(path, bot_id=1).pending()] == [8]
+        db.close()
+    assert [u["update_id"] for u in UpdateJournal(open_database(path), bot_id=1).pending()] == [8]
     assert "Giving up update 7" in caplog.text
 
 
 def test_journal_forgets_updates_older_than_telegram_keeps_them(tmp_path, monkeypatch):
-    journal = UpdateJournal(tmp_path / "qabot.db", bot_id=1)
+    journal = UpdateJournal(open_database(tmp_path / "qabot.db"), bot_id=1)
     journal.record([{"update_id": 1}])
     later = time.time() + journal_module.KEEP_SECONDS + 60
     monkeypatch.setattr(journal_module.time, "time", lambda: later)
     assert journal.pending() == []
 
 
-def test_journal_refuses_a_database_it_cannot_use_in_one_clear_line(tmp_path):
+def test_a_database_that_cannot_be_used_is_said_in_one_clear_line(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(QabotError, match="Cannot open the bot's database.*QABOT_DATABASE"):
-        UpdateJournal(tmp_path / "file" / "qabot.db", bot_id=1)
+        open_database(tmp_path / "file" / "qabot.db")
     newer = tmp_path / "newer.db"
     with sqlite3.connect(newer) as db:
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(QabotError, match="schema version 99"):
-        UpdateJournal(newer, bot_id=1)
+        open_database(newer)
+
+
+def test_a_damaged_database_is_set_aside_and_a_fresh_one_started(tmp_path, caplog):
+    path = tmp_path / "qabot.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    db = open_database(path)  # no exception: the bot keeps answering
+    FeedbackStore(db).record(1, "private", "en", Answer("q?", False, []))
+    [aside] = tmp_path.glob("qabot.db.damaged-*")
+    assert aside.read_bytes().startswith(b"this is not sqlite")
+    assert "moved to" in caplog.text and "Answers are not affected" in caplog.text
 
 
 class SlowEngine(TinyEngine):
@@ -783,7 +810,7 @@ async def test_a_database_that_cannot_be_written_delays_answers_but_loses_none(
 
     def flaky_record(journal, updates):
         if next(failures, False):
-            raise QabotError(f"could not record updates in {journal.path} (disk I/O error)")
+            raise QabotError("could not record updates in the bot's database (disk I/O error)")
         record(journal, updates)
 
     monkeypatch.setattr(UpdateJournal, "record", flaky_record)
@@ -797,3 +824,60 @@ async def test_a_database_that_cannot_be_written_delays_answers_but_loses_none(
     assert reply["text"].startswith("Kept.")
     failed = [r for r in caplog.records if "could not record updates" in r.getMessage()]
     assert len(failed) == 2 and not any(r.exc_info for r in failed)
+
+
+# -- feedback: votes, the question log, /stats -------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_votes_are_one_per_user_changeable_and_acknowledged_without_messages(
+    telegram, tiny, tmp_path
+):
+    asker, other = telegram.user(41, "zh"), telegram.user(42)
+    telegram.send(asker, "question")
+    [reply] = await telegram.replies(41)
+    up, down, _ = reply["reply_markup"]["inline_keyboard"][0]
+    for user, button in ((asker, up), (asker, up), (asker, down)):
+        telegram.press(user, reply, button["callback_data"])
+        await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
+        await telegram.quiet(0.1)
+    telegram.press(asker, reply, "v:99999:u")  # forged: no such answer
+    answers = await telegram.wait_for(
+        lambda: len(a := telegram.calls_to("answerCallbackQuery")) == 4 and a
+    )
+    assert [a.params["text"] for a in answers] == [
+        i18n.plain("vote_recorded", "zh"),
+        i18n.plain("vote_same", "zh"),
+        i18n.plain("vote_changed", "zh"),
+        i18n.plain("expired", "zh"),
+    ]
+    assert len(telegram.sent(41)) == 1  # acknowledged in the button's answer only
+    stats = FeedbackStore(open_database(tmp_path / "qabot.db")).stats()
+    assert stats.total == 1 and [row[-1] for row in stats.disliked] == [1]
+
+
+@pytest.mark.asyncio
+async def test_stats_show_admins_what_is_asked_declined_and_voted_down(telegram, tmp_path):
+    engine = TinyEngine([hit("Passage.", highlight=(0, 8))])
+    application = build_application(
+        settings_for(telegram, tmp_path / "qabot.db"), engine, network_backoff=0.01
+    )
+    async with polling(application, ALLOWED_UPDATES):
+        user, admin = telegram.user(51), telegram.user(ADMIN)
+        telegram.send(user, "answered one")
+        [reply] = await telegram.replies(51)
+        telegram.press(user, reply, reply["reply_markup"]["inline_keyboard"][0][1]["callback_data"])
+        await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
+        engine.answered = False
+        for question in ("Who won the cup?", "who won the cup?", "Weather tomorrow?"):
+            telegram.send(user, question)
+        await telegram.replies(51, 4)
+        telegram.send(user, "/stats")
+        telegram.send(admin, "/stats")
+        [refused] = (await telegram.replies(51, 5))[4:]
+        [shown] = await telegram.replies(ADMIN)
+    assert refused["text"] == i18n.plain("stats_admin_only", "en")
+    text = shown["text"]
+    assert "4 today, 4 in 7 days, 4 in all; 25% answered" in text
+    assert "won the cup? (2×)" in text and "Weather tomorrow? (1×)" in text  # case ignored
+    assert "answered one (1× 👎)\n  Title · ¶ 1: Passage." in text

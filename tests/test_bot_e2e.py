@@ -22,6 +22,8 @@ from fake_telegram import FakeTelegram, polling
 
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
+from bot.database import open_database
+from bot.feedback import FeedbackStore
 from bot.render import close_results
 from index.build import build_index
 from index.store.generations import load_index
@@ -184,7 +186,7 @@ async def test_more_button_pages_through_further_results(telegram, qabot):
     user = telegram.user(10)
     telegram.send(user, EN_QUESTION)
     [reply] = await telegram.replies(10)
-    [[more]] = reply["reply_markup"]["inline_keyboard"]
+    [[_, _, more]] = reply["reply_markup"]["inline_keyboard"]  # 👍 👎 More
     assert len(more["callback_data"].encode()) <= 64
     telegram.press(user, reply, more["callback_data"])
 
@@ -194,7 +196,9 @@ async def test_more_button_pages_through_further_results(telegram, qabot):
 
     page = await telegram.wait_for(edited)
     assert page["text"].count("• ") == 3 and page["text"].count("¶ ") == 3  # 3 results, cited
-    assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == ["‹ Back", "More ›"]
+    assert [b["text"] for b in page["reply_markup"]["inline_keyboard"][0]] == [
+        "👍", "👎", "‹ Back", "More ›"
+    ]
     assert len(telegram.sent(10)) == 1  # paging edits, never posts
 
 
@@ -317,7 +321,7 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
         admin, reader = telegram.user(ADMIN), telegram.user(41)
         telegram.send(reader, EN_QUESTION)
         [before] = await telegram.replies(41)
-        stale_more = before["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        stale_more = before["reply_markup"]["inline_keyboard"][0][-1]["callback_data"]
 
         telegram.send(admin, "/reindex")
         [status] = await telegram.replies(ADMIN)
@@ -453,7 +457,9 @@ async def test_flood_control_and_server_errors_delay_but_never_lose_replies(tele
 
 
 @pytest.mark.asyncio
-async def test_burst_of_100_updates_from_20_chats_answered_exactly_once(telegram, qabot):
+async def test_burst_of_100_updates_from_20_chats_answered_exactly_once(
+    telegram, qabot, bot_settings
+):
     questions = [EN_QUESTION, ZH_QUESTION, "/help", NO_MATCH, "/sources"]
     users = [telegram.user(100 + n, "zh" if n % 2 else "en") for n in range(20)]
     updates = [telegram.send(users[n % 20], questions[n % 5]) for n in range(100)]
@@ -466,6 +472,9 @@ async def test_burst_of_100_updates_from_20_chats_answered_exactly_once(telegram
     ]
     assert answered == []  # private chats: no quotes, so count per chat instead
     assert {u["id"]: len(telegram.sent(u["id"])) for u in users} == {u["id"]: 5 for u in users}
+    # every question logged once, written concurrently from 20 chats (not /help, /sources)
+    log = FeedbackStore(open_database(bot_settings.database)).stats()
+    assert log.total == 60 and log.declined == [(NO_MATCH, 20)]
 
 
 async def _bot_process(settings, log_file):

@@ -244,3 +244,37 @@ def test_index_build_if_stale_rebuilds_when_the_articles_or_their_folder_change(
     shutil.copytree(articles, other)
     argv[4] = str(other)
     assert "it was built from" in _run(capsys, *argv)[1]
+
+
+def test_liked_answers_export_as_a_question_file_that_eval_scores(
+    cli_env, capsys, engine, tmp_path, monkeypatch
+):
+    """Real questions become a test set: a liked answer's sentence is the answer string."""
+    from bot.database import open_database
+    from bot.feedback import FeedbackStore
+
+    database = tmp_path / "qabot.db"
+    monkeypatch.setenv("QABOT_DATABASE", str(database))
+    store = FeedbackStore(open_database(database))
+    for question, vote in [
+        ("How much will the Huanglian Port cargo throughput be?", 1),
+        ("中韩石化航煤加氢项目投资多少", 1),
+        ("Which industries does Qingshan plan to grow?", -1),
+    ]:
+        store.vote(store.record(7, "private", "en", engine.ask(question)), 7, 70, vote)
+    store.record(7, "private", "en", engine.ask("Who won the football world cup?"))
+
+    code, out, err = _run(capsys, "feedback", "export")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and "2 liked answers" in err
+    assert [r["question"][:5] for r in rows] == ["How m", "中韩石化航"]
+    assert all(r["answers"][0] and r["paragraph"] for r in rows)
+    exported = tmp_path / "liked.jsonl"
+    exported.write_text(out, encoding="utf-8")
+    code, out, _ = _run(capsys, "eval", str(exported), "--json", "--index", str(cli_env.index_dir))
+    assert code == 0 and json.loads(out)["hit@1"] == 1.0
+
+    assert _run(capsys, "feedback", "export", "--since", "2999-01-01")[1] == ""
+    code, out, _ = _run(capsys, "feedback", "purge", "--yes")
+    assert code == 0 and "Deleted 4 logged questions" in out
+    assert FeedbackStore(open_database(database)).stats().total == 0
