@@ -40,6 +40,9 @@ bench: setup
 bench-xquad: setup
 	$(BIN)/python bench/xquad.py
 
+bench-followups: setup
+	$(BIN)/python bench/followups.py
+
 perf: setup
 	$(BIN)/python bench/perf.py
 

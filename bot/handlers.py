@@ -107,7 +107,15 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     with contextlib.suppress(TelegramError):  # "typing…" is a courtesy, not worth failing over
         await message.reply_chat_action(ChatAction.TYPING)
     generation = state.generation
-    result = await state.ask(question, TOP_K)
+    replied = message.reply_to_message
+    within = state.follow_ups.continued(
+        message.chat_id,
+        question,
+        private=message.chat.type == ChatType.PRIVATE,
+        replied_to=replied.message_id if replied and replied.from_user
+        and replied.from_user.id == context.bot.id else None,
+    )
+    result = await state.ask(question, TOP_K, within)
     question_id = _log_question(state, message, result)
     if not result.answered:
         await message.reply_html(render_decline(result.nearest, lang))
@@ -117,9 +125,10 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     if page_count(hits) > 1:
         key = state.results.add(Results(generation, lang, hits, message.chat_id, question_id))
     markup = keyboard(generation, key, 0, page_count(hits), lang, question_id)
-    await message.reply_html(
+    sent = await message.reply_html(
         render_page(hits, 0, lang, state.engine.min_score), reply_markup=markup
     )
+    state.follow_ups.remember(message.chat_id, sent.message_id, hits[0].document.doc_id)
 
 
 def _log_question(state: BotState, message: Message, result: Answer) -> int | None:

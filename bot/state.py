@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from telegram.ext import CallbackContext
 
 from bot.feedback import FeedbackStore
+from bot.followup import FollowUps
 from bot.paging import ResultCache
 from index.retrieval.engine import Answer, Engine
 from qabot.settings import Settings
@@ -26,13 +27,16 @@ class BotState:
     #: Bumped whenever a rebuilt index is swapped in; "More" buttons carry it.
     generation: int = 0
     results: ResultCache = field(default_factory=ResultCache)
+    #: Which article recent answers came from, for follow-up questions.
+    follow_ups: FollowUps = field(default_factory=FollowUps)
     rebuilding: bool = False
     #: The task that follows rebuilds made outside the bot (bot.watch), while running.
     watcher: asyncio.Task | None = None
 
-    async def ask(self, question: str, top_k: int) -> Answer:
-        """Search off the event loop: embedding is CPU-bound and must not stall other chats."""
-        return await asyncio.to_thread(self.engine.ask, question, top_k)
+    async def ask(self, question: str, top_k: int, within: str | None = None) -> Answer:
+        """Search off the event loop: embedding is CPU-bound and must not stall other chats.
+        ``within``: the article a follow-up continues (bot.followup)."""
+        return await asyncio.to_thread(self.engine.ask, question, top_k, within=within)
 
     def swap(self, engine: Engine) -> None:
         """Answer from ``engine`` from now on; results of the old index can no longer be paged."""

@@ -22,7 +22,14 @@ from index.embedding.embedder import Embedder
 from index.retrieval.engine import Engine
 from qabot.engine import load_engine
 from qabot.errors import IndexNotReady, QabotError
-from qabot.evaluation import Outcome, Question, metrics, read_questions, results_line
+from qabot.evaluation import (
+    Outcome,
+    Question,
+    first_hit_rank,
+    metrics,
+    read_questions,
+    results_line,
+)
 from qabot.progress import progress_bar
 from qabot.settings import BUNDLED_CORPUS_DIR, Settings
 
@@ -153,3 +160,43 @@ def _embed_in_chunks(embedder: Embedder, texts: list[str], progress, chunk: int 
         parts.append(embedder.embed_queries(texts[start : start + chunk]))
         progress(min(start + chunk, len(texts)), len(texts))
     return np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class FollowUpReport:
+    """Answered-and-right at rank 1 for questions asked after another one."""
+
+    n: int
+    alone: int
+    with_context: int
+
+
+def read_follow_ups(path: Path) -> list[tuple[str, Question]]:
+    """A follow-up question file: question lines with the ``previous`` question asked."""
+    previous = [
+        json.loads(line)["previous"]
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    return list(zip(previous, read_questions(path)))
+
+
+def evaluate_follow_ups(engine: Engine, pairs: list[tuple[str, Question]]) -> FollowUpReport:
+    """Each (previous question, question) as the bot treats them in a private chat: the
+    question continues the previous answer's article when it is short (bot.followup)."""
+    from bot.followup import is_short
+
+    alone = with_context = 0
+    for previous, question in pairs:
+        before = engine.ask(previous, 9)
+        within = before.hits[0].document.doc_id if before.answered and is_short(question.question) else None
+        alone += _right_at_1(engine.ask(question.question, 9), question)
+        with_context += _right_at_1(engine.ask(question.question, 9, within=within), question)
+    return FollowUpReport(len(pairs), alone, with_context)
+
+
+def _right_at_1(answer, question: Question) -> bool:
+    """Answered, and the first passage holds an answer string."""
+    top = answer.hits[:1]
+    outcome = Outcome(question, [h.passage.text for h in top], [h.passage.doc_id for h in top])
+    return answer.answered and first_hit_rank(outcome) == 1

@@ -538,3 +538,36 @@ async def test_a_bot_killed_at_random_moments_of_a_burst_loses_no_question(
     assert lost == [], f"{len(lost)} questions never answered: {report}\n{log_path.read_text()}"
     assert repeated <= 2 * CONCURRENT_UPDATES, report
     print(report)
+
+
+# -- follow-up questions -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_short_follow_up_in_private_continues_the_previous_answer(telegram, qabot):
+    """"效率提高了多少？" alone finds another project's figures; after a question about the
+    silicon steel plant it is about that plant."""
+    user = telegram.user(80, "zh")
+    telegram.send(user, "硅钢超级工厂建在哪里？")
+    [first] = await telegram.replies(80)
+    assert "武钢二炼钢厂原址" in first["text"]
+    telegram.send(user, "效率提高了多少？")
+    [_, follow_up] = await telegram.replies(80, 2)
+    assert "提升50%以上" in follow_up["text"]
+    long_one = "How much will the Huanglian Port cargo throughput be every year?"
+    telegram.send(user, long_one)  # a full question stands alone
+    [*_, standalone] = await telegram.replies(80, 3)
+    assert "1.7 million tons" in standalone["text"]
+
+
+@pytest.mark.asyncio
+async def test_a_reply_to_an_answer_in_a_group_continues_that_answer(telegram, qabot, engine):
+    group, user = telegram.group_chat(), telegram.user(81)
+    question = f"{BOT} Which cities are part of the middle Yangtze automobile alliance?"
+    telegram.send(user, question, chat=group)
+    [answer] = await telegram.replies(group["id"])
+    telegram.send(user, "What about shipbuilding?", chat=group, reply_to=answer)
+    [_, follow_up] = await telegram.replies(group["id"], 2)
+    assert "Yichang, Huanggang" in follow_up["text"]
+    alone = engine.ask("What about shipbuilding?", 9)
+    assert not (alone.answered and "Yichang, Huanggang" in alone.hits[0].passage.text)

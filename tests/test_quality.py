@@ -174,3 +174,20 @@ def test_highlight_picks_the_sentence_with_the_asked_fact(engine):
     top = answer.hits[0]
     start, end = top.highlight
     assert "annual cargo throughput of 1.7 million tons" in top.passage.text[start:end]
+
+
+def test_follow_ups_use_the_previous_answers_article_and_standalone_questions_do_not_change(
+    engine,
+):
+    """Regression floor for follow-up questions (docs/benchmarks-followups.md: 0.421 alone,
+    0.632 with context on the 38 pairs; the dev set after an unrelated question unchanged)."""
+    from qabot.eval_run import evaluate_follow_ups, read_follow_ups
+    from qabot.evaluation import read_questions
+
+    follow = evaluate_follow_ups(engine, read_follow_ups(DATA / "followup_questions.jsonl"))
+    assert follow.n >= 30
+    assert follow.with_context / follow.n >= 0.58
+    assert follow.with_context - follow.alone >= 6
+    dev = read_questions(DATA / "dev_questions.jsonl")
+    unrelated = evaluate_follow_ups(engine, [(dev[(i + 45) % len(dev)].question, q) for i, q in enumerate(dev)])
+    assert unrelated.with_context >= unrelated.alone

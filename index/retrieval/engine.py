@@ -45,6 +45,13 @@ DEFAULT_MIN_SCORE = {"dense": 0.80, "lexical": 1e-6, "hybrid": 0.5}
 #: passage shares a word with it: otherwise nothing in the articles is about it ("hi"
 #: reached 0.36 on the bundled corpus), and naming articles would mislead.
 NEAREST_MIN_CONFIDENCE = 0.2
+#: A follow-up's best passage in the article it continues answers it from this score on.
+#: Fitted on the follow-up dev set (0.2: hit@1 0.526, 0.1: 0.632, 0.05: 0.684), checked on
+#: the dev set and CMRC trial after unrelated questions (0.05 lowered the dev set from 0.728
+#: to 0.717; 0.1 changed neither).
+FOLLOW_UP_MIN_SCORE = 0.1
+#: How deep a follow-up looks for its best passage in the article it continues.
+FOLLOW_UP_DEPTH = 50
 
 
 
@@ -174,13 +181,32 @@ class Engine:
         """Whether the hybrid scores candidates only (a large index; see index.retrieval.hybrid)."""
         return isinstance(self.retriever, HybridRetriever) and self.retriever.candidate_mode
 
-    def ask(self, question: str, top_k: int = 3, language: str | None = None) -> Answer:
-        """Answer a question: the best passages, the top one highlighted, or a decline."""
+    def ask(
+        self,
+        question: str,
+        top_k: int = 3,
+        language: str | None = None,
+        *,
+        within: str | None = None,
+    ) -> Answer:
+        """Answer a question: the best passages, the top one highlighted, or a decline.
+
+        ``within``: the article a follow-up question continues (the one the previous answer
+        came from). The question's own best passage in that article, when one is among its
+        ``top_k`` and scores at least :data:`FOLLOW_UP_MIN_SCORE`, becomes the answer: "and
+        the district head?" after a question about Jiulongpo's party secretary is about
+        Jiulongpo. On tests/data/followup_questions.jsonl (38 pairs) this lifts hit@1 from
+        0.421 to 0.632 and cuts wrong answers from 17 to 11 (docs/benchmarks-followups.md)."""
         question = strip_invisible(question)
         query = self.embedder.embed_query(question)
         lexical = self.stored.lexical.query(question)
-        hits = self._search(question, query, lexical, top_k, language)
-        answered = self.is_good_match(hits)
+        depth = max(top_k, FOLLOW_UP_DEPTH) if within is not None else top_k
+        hits = self._search(question, query, lexical, depth, language)
+        if within is not None:
+            hits = _continuing(hits, within)[:top_k]
+        answered = self.is_good_match(hits) or (
+            within is not None and bool(hits) and hits[0].document.doc_id == within
+        )
         confidence = hits[0].score if hits else 0.0
         if answered:
             hits[0] = dataclasses.replace(
@@ -296,6 +322,14 @@ class Engine:
             similarities = self.embedder.embed_passages([text[a:b] for a, b in spans]) @ query
         overlaps = [sentence_overlap(lexical, text[a:b]) for a, b in spans]
         return best_sentence(spans, similarities, overlaps)
+
+
+def _continuing(hits: list[Hit], document: str) -> list[Hit]:
+    """``hits`` with the best one from ``document`` first, if it scores enough to be meant."""
+    for i, hit in enumerate(hits):
+        if hit.document.doc_id == document and hit.score >= FOLLOW_UP_MIN_SCORE:
+            return [hit, *hits[:i], *hits[i + 1 :]]
+    return hits
 
 
 def _dedup_key(text: str) -> int:
