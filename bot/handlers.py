@@ -16,6 +16,7 @@ from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
+from bot.fairness import Turn
 from bot.feedback import Vote
 from bot.i18n import Lang, choose_language, plain, text
 from bot.paging import Results, keyboard, parse_callback, parse_vote
@@ -104,6 +105,8 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
         await message.reply_html(text("too_long", lang, length=len(question), limit=MAX_QUESTION))
         return
     state = state_of(context)
+    if not await _may_ask(update, state, lang):
+        return
     with contextlib.suppress(TelegramError):  # "typing…" is a courtesy, not worth failing over
         await message.reply_chat_action(ChatAction.TYPING)
     generation = state.generation
@@ -129,6 +132,19 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
         render_page(hits, 0, lang, state.engine.min_score), reply_markup=markup
     )
     state.follow_ups.remember(message.chat_id, sent.message_id, hits[0].document.doc_id)
+
+
+async def _may_ask(update: Update, state: BotState, lang: Lang) -> bool:
+    """Whether this user's question is answered now (bot.fairness); says so once if not."""
+    user = update.effective_user
+    turn = state.limiter.turn(user.id) if user else Turn.ANSWER
+    if turn is Turn.SLOW_DOWN:
+        limiter = state.limiter
+        await update.effective_message.reply_html(
+            text("slow_down", lang, limit=limiter.limit, window=round(limiter.window),
+                 seconds=limiter.wait_seconds(user.id))
+        )
+    return turn is Turn.ANSWER
 
 
 def _log_question(state: BotState, message: Message, result: Answer) -> int | None:

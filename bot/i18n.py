@@ -139,6 +139,14 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "The rebuild failed; the previous index keeps answering.\n{reason}",
         "zh": "重建失败，仍由原来的索引回答问题。\n{reason}",
     },
+    "slow_down": {
+        "en": (
+            "You are asking faster than I can answer well: I answer {limit} questions per "
+            "{window} seconds. Questions you send in the next {seconds} s are skipped; "
+            "please ask them again after that."
+        ),
+        "zh": "你提问太快了：我每 {window} 秒回答 {limit} 个问题。接下来 {seconds} 秒内发送的问题将被跳过，请之后再问。",
+    },
     "vote_up_button": {"en": "👍", "zh": "👍"},
     "vote_down_button": {"en": "👎", "zh": "👎"},
     "vote_recorded": {

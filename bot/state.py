@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from telegram.ext import CallbackContext
 
+from bot.fairness import QuestionLimiter
 from bot.feedback import FeedbackStore
 from bot.followup import FollowUps
 from bot.paging import ResultCache
@@ -29,6 +30,8 @@ class BotState:
     results: ResultCache = field(default_factory=ResultCache)
     #: Which article recent answers came from, for follow-up questions.
     follow_ups: FollowUps = field(default_factory=FollowUps)
+    #: How many questions each user may ask per window (bot.fairness).
+    limiter: QuestionLimiter = field(default_factory=QuestionLimiter)
     rebuilding: bool = False
     #: The task that follows rebuilds made outside the bot (bot.watch), while running.
     watcher: asyncio.Task | None = None

@@ -135,6 +135,7 @@ def test_every_string_is_valid_telegram_html(key, lang):
             "today",
             "week",
             "answered",
+            "window",
         ],
         "<&>",
     )
@@ -905,3 +906,33 @@ def test_which_questions_continue_an_earlier_answer(monkeypatch):
     monkeypatch.setattr(followup_module.time, "monotonic", lambda: later)
     assert ask(1, "And its output?", private=True, replied_to=None) is None  # too late
     assert ask(1, "And its output?", private=True, replied_to=11) == "port"  # a reply still is
+
+
+# -- fairness under load -----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_one_user_flooding_is_slowed_politely_and_others_are_answered_meanwhile(
+    telegram, tmp_path
+):
+    """20 questions at once from one user: 5 answered, one message saying the rest are
+    skipped and for how long, nothing else; another user asking meanwhile is answered
+    before the flood's own answers are done."""
+    engine = SlowEngine([hit("An answer.")])
+    application = build_application(
+        settings_for(telegram, tmp_path / "qabot.db"), engine, network_backoff=0.01
+    )
+    flooder, other = telegram.user(61), telegram.user(62)
+    async with polling(application, ALLOWED_UPDATES):
+        for n in range(20):
+            telegram.send(flooder, f"question {n}")
+        telegram.send(other, "my one question")
+        [answer] = await telegram.replies(62, timeout=20)
+        await telegram.wait_for(lambda: len(telegram.sent(61)) >= 6, timeout=20)
+        await telegram.quiet(0.5)
+    replies = [m["text"] for m in telegram.sent(61)]
+    notices = [r for r in replies if r.startswith("You are asking faster")]
+    assert len(replies) == 6 and len(notices) == 1
+    assert "5 questions per 20 seconds" in notices[0] and "skipped" in notices[0]
+    assert answer["text"].startswith("An answer.")
+    assert sum(q.startswith("question") for q in engine.questions) == 5  # the rest cost nothing
