@@ -21,12 +21,14 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     Defaults,
+    InlineQueryHandler,
     MessageHandler,
     filters,
 )
 
 from bot import handlers, logs
 from bot.i18n import Lang
+from bot.inline import inline_query
 from bot.database import open_database
 from bot.feedback import FeedbackStore
 from bot.journal import UpdateJournal
@@ -49,7 +51,9 @@ TOKEN_REJECTED = "token_rejected"
 TOKEN_SHAPE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{8,}")
 
 #: Updates the bot asks Telegram for; everything else is never delivered.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [
+    Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY
+]
 
 #: How many 429s in a row one request waits out before giving up.
 FLOOD_RETRIES = 5
@@ -203,6 +207,7 @@ def add_handlers(application: Application) -> None:
             CallbackQueryHandler(handlers.turn_page, pattern=CALLBACK_PATTERN),
             CallbackQueryHandler(handlers.vote, pattern=VOTE_PATTERN),
             CallbackQueryHandler(handlers.unknown_button),
+            InlineQueryHandler(inline_query),
         ]
     )
     application.add_error_handler(handlers.on_error)

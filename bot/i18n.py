@@ -147,6 +147,10 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         ),
         "zh": "你提问太快了：我每 {window} 秒回答 {limit} 个问题。接下来 {seconds} 秒内发送的问题将被跳过，请之后再问。",
     },
+    "inline_no_match": {
+        "en": "No good match in the articles",
+        "zh": "文章中没有合适的答案",
+    },
     "vote_up_button": {"en": "👍", "zh": "👍"},
     "vote_down_button": {"en": "👎", "zh": "👎"},
     "vote_recorded": {

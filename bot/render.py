@@ -150,7 +150,7 @@ def visible_length(message: str) -> int:
 
 def _answer(hits: Sequence[Hit], lang: Lang, budget: Budget, min_score: float) -> str:
     best = hits[0]
-    sentence = _answering_sentence(best)
+    sentence = answering_sentence(best)
     answer = "<b>" + html.escape(shorten(sentence, budget.sentence)[0]) + "</b>\n"
     answer += _source_line(best, lang, budget.title)
     if " ".join(best.passage.text.split()) != " ".join(sentence.split()):
@@ -183,7 +183,7 @@ def _further(hits: Sequence[Hit], page: int, lang: Lang, budget: Budget) -> str:
     return "\n\n".join([f"<b>{header}</b>", *entries])
 
 
-def _answering_sentence(hit: Hit) -> str:
+def answering_sentence(hit: Hit) -> str:
     """The highlighted sentence, or the passage itself when none was picked."""
     if hit.highlight and hit.highlight[1] > hit.highlight[0]:
         start, end = hit.highlight
@@ -207,7 +207,7 @@ def _highlighted(hit: Hit, limit: int) -> str:
 
 def _entry(hit: Hit, lang: Lang, budget: Budget) -> str:
     """A short result: its best sentence (or the passage's start), then its source."""
-    snippet, _ = shorten(" ".join(_answering_sentence(hit).split()), budget.other)
+    snippet, _ = shorten(" ".join(answering_sentence(hit).split()), budget.other)
     return f"• {html.escape(snippet)}\n{_source_line(hit, lang, budget.title)}"
 
 

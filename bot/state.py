@@ -32,6 +32,8 @@ class BotState:
     follow_ups: FollowUps = field(default_factory=FollowUps)
     #: How many questions each user may ask per window (bot.fairness).
     limiter: QuestionLimiter = field(default_factory=QuestionLimiter)
+    #: Each user's latest inline query id (bot.inline debounces typing with it).
+    inline_latest: dict[int, str] = field(default_factory=dict)
     rebuilding: bool = False
     #: The task that follows rebuilds made outside the bot (bot.watch), while running.
     watcher: asyncio.Task | None = None

@@ -68,6 +68,7 @@ ENTITY_TYPES = {
 #: Parameters that are strings on the wire even when they look like JSON.
 STRING_PARAMS = {
     "text",
+    "inline_query_id",
     "caption",
     "parse_mode",
     "callback_query_id",
@@ -258,6 +259,7 @@ class FakeTelegram:
         self._messages: dict[tuple[int, int], dict] = {}
         self._chats: dict[int, dict] = {}
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._inline_answers: dict[str, list[dict]] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._closing = False
@@ -339,6 +341,16 @@ class FakeTelegram:
             "data": data,
         }
         return self._push({"callback_query": query})
+
+    def inline(self, user: dict, query: str) -> dict:
+        """The user types ``@bot query`` in any chat: an inline query update."""
+        inline = {"id": str(next(self._callback_ids)), "from": user, "query": query, "offset": ""}
+        return self._push({"inline_query": inline})
+
+    def inline_answers(self, query: dict) -> list[dict] | None:
+        """The results the bot gave to ``query`` (an update from :meth:`inline`), validated
+        like Telegram does (at most 50, unique ids, message HTML that parses)."""
+        return self._inline_answers.get(query["inline_query"]["id"])
 
     def sticker(self) -> dict:
         return {
@@ -551,6 +563,23 @@ class FakeTelegram:
     async def _api_answerCallbackQuery(self, params: dict) -> bool:
         if len(params.get("text") or "") > 200:
             raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        return True
+
+    async def _api_answerInlineQuery(self, params: dict) -> bool:
+        results = params.get("results") or []
+        if isinstance(results, str):
+            results = json.loads(results)
+        if len(results) > 50 or len({r["id"] for r in results}) != len(results):
+            raise ApiError(400, "Bad Request: RESULTS_TOO_MUCH or duplicate result ids")
+        for result in results:
+            content = result["input_message_content"]
+            if content.get("parse_mode", "").upper() == "HTML":
+                text, _ = parse_html(content["message_text"])
+            else:
+                text = content["message_text"]
+            if utf16_len(text) > MAX_TEXT:
+                raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self._inline_answers[str(params["inline_query_id"])] = results
         return True
 
     async def _api_setMyCommands(self, params: dict) -> bool:

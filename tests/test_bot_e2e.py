@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from fake_telegram import FakeTelegram, polling
+from fake_telegram import FakeTelegram, parse_html, polling
 
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
@@ -571,3 +571,29 @@ async def test_a_reply_to_an_answer_in_a_group_continues_that_answer(telegram, q
     assert "Yichang, Huanggang" in follow_up["text"]
     alone = engine.ask("What about shipbuilding?", 9)
     assert not (alone.answered and "Yichang, Huanggang" in alone.hits[0].passage.text)
+
+
+# -- inline mode -------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_inline_queries_offer_cited_answers_and_typing_is_debounced(telegram, qabot, engine):
+    user = telegram.user(90)
+    typed = [telegram.inline(user, text) for text in ("Huang", "Huanglian Port", "Huanglian Port cargo throughput")]
+    results = await telegram.wait_for(lambda: telegram.inline_answers(typed[-1]), timeout=20)
+    await telegram.quiet(0.6)
+    assert [telegram.inline_answers(q) for q in typed[:2]] == [None, None]  # typed on: dropped
+    assert len(telegram.calls_to("answerInlineQuery")) == 1
+    top = expected_top(engine, "Huanglian Port cargo throughput")
+    assert 1 <= len(results) <= 5 and results[0]["title"] == top.document.title
+    start, end = top.highlight
+    assert top.passage.text[start:end].startswith(results[0]["description"].rstrip("…"))
+    message, _ = parse_html(results[0]["input_message_content"]["message_text"])
+    assert message.startswith(top.passage.text[start:end]) and "1.7 million tons" in message
+    assert f"¶ {top.passage.paragraph}" in message.split("\n")[1]  # the citation
+    assert telegram.calls_to("answerInlineQuery")[0].params["cache_time"] == 60
+
+    declined = telegram.inline(user, NO_MATCH)
+    [result] = await telegram.wait_for(lambda: telegram.inline_answers(declined), timeout=20)
+    assert result["title"] == "No good match in the articles"
+    assert "don't cover" in result["input_message_content"]["message_text"]
