@@ -26,7 +26,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers, logs
+from bot import articles, handlers, logs
 from bot.i18n import Lang
 from bot.inline import inline_query
 from bot.database import open_database
@@ -95,6 +95,7 @@ def build_application(
         .application_class(JournaledApplication, {"journal": journal, "database": database})
         .token(settings.telegram_token)
         .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
         .defaults(
             Defaults(
                 parse_mode=ParseMode.HTML,
@@ -198,11 +199,13 @@ def add_handlers(application: Application) -> None:
             CommandHandler("ask", handlers.ask_command),
             CommandHandler("reindex", reindex),
             CommandHandler("stats", handlers.stats),
+            CommandHandler("articles", articles.list_articles),
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, handlers.private_text),
             MessageHandler(
                 filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, handlers.group_text
             ),
             MessageHandler(filters.COMMAND, handlers.unknown_command),
+            MessageHandler(private & filters.Document.ALL, articles.add_article),
             MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text),
             CallbackQueryHandler(handlers.turn_page, pattern=CALLBACK_PATTERN),
             CallbackQueryHandler(handlers.vote, pattern=VOTE_PATTERN),

@@ -147,6 +147,47 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         ),
         "zh": "你提问太快了：我每 {window} 秒回答 {limit} 个问题。接下来 {seconds} 秒内发送的问题将被跳过，请之后再问。",
     },
+    "add_admin_only": {
+        "en": "Only the bot's administrators can add articles. Ask one of them to add this file.",
+        "zh": "只有机器人的管理员才能添加文章，请让管理员添加这个文件。",
+    },
+    "add_wrong_type": {
+        "en": "{name} is not an article file I can read: send {kinds}.",
+        "zh": "{name} 不是我能读取的文章文件：请发送 {kinds} 文件。",
+    },
+    "add_too_big": {
+        "en": "{name} is larger than the {mb} MB an article may have (QABOT_MAX_ARTICLE_MB).",
+        "zh": "{name} 超过了文章大小上限 {mb} MB（QABOT_MAX_ARTICLE_MB）。",
+    },
+    "add_exists": {
+        "en": "There is already an article with the id {name}; files are never replaced. "
+        "Rename the file, or take the old one out of the corpus folder first.",
+        "zh": "已有 id 为 {name} 的文章，不会覆盖。请重命名文件，或先从文章目录中移除旧文章。",
+    },
+    "add_duplicate": {
+        "en": "{name} is the same file as the article {existing}: nothing to add.",
+        "zh": "{name} 与文章 {existing} 完全相同，无需添加。",
+    },
+    "add_unreadable": {
+        "en": "{name} cannot be added: {reason}. Nothing was changed.",
+        "zh": "无法添加 {name}：{reason}。没有做任何更改。",
+    },
+    "add_download_failed": {
+        "en": "I could not fetch the file from Telegram. Please send it again.",
+        "zh": "无法从 Telegram 获取该文件，请重新发送。",
+    },
+    "add_undone": {
+        "en": "{name} was taken out again, so the articles are as they were.",
+        "zh": "{name} 已被撤回，文章保持原样。",
+    },
+    "add_done_one": {
+        "en": "Added <b>{title}</b> (id {id}): 1 passage, answering now.",
+        "zh": "已添加<b>{title}</b>（id {id}）：1 个段落，现在即可回答相关问题。",
+    },
+    "add_done": {
+        "en": "Added <b>{title}</b> (id {id}): {passages} passages, answering now.",
+        "zh": "已添加<b>{title}</b>（id {id}）：{passages} 个段落，现在即可回答相关问题。",
+    },
     "inline_no_match": {
         "en": "No good match in the articles",
         "zh": "文章中没有合适的答案",

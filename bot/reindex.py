@@ -85,12 +85,19 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         status = await message.reply_html(text("reindex_reading", lang))
         log.info("Index rebuild started by user %s", user.id)
-        await _rebuild(state, status, lang, context.application)
+        report = await rebuild(state, status, lang, context.application)
+        if report is not None:
+            await status.edit_text(_done(report, lang))
     finally:
         state.rebuilding = False
 
 
-async def _rebuild(state: BotState, status: Message, lang: Lang, application: Application) -> None:
+async def rebuild(
+    state: BotState, status: Message, lang: Lang, application: Application
+) -> BuildReport | None:
+    """Rebuild the index, showing progress in ``status``, and swap it in. On failure or
+    cancellation ``status`` says so, the old index keeps answering, and None is returned.
+    The caller holds ``state.rebuilding``."""
     progress = _Progress()
     build = asyncio.ensure_future(
         asyncio.to_thread(
@@ -117,19 +124,19 @@ async def _rebuild(state: BotState, status: Message, lang: Lang, application: Ap
         log.warning("Index rebuild cancelled: the bot is stopping; the previous index stays")
         with contextlib.suppress(TelegramError):
             await status.edit_text(text("reindex_cancelled", lang))
-        return
+        return None
     except QabotError as exc:
         log.warning("Index rebuild failed: %s", exc)
         await status.edit_text(text("reindex_failed", lang, reason=shorten(str(exc), 1500)[0]))
-        return
+        return None
     except Exception:
         log.exception("Index rebuild failed unexpectedly")
         reason = plain("reindex_failed_unknown", lang)
         await status.edit_text(text("reindex_failed", lang, reason=reason))
-        return
+        return None
     state.swap(engine)
     log.info("Index rebuilt: %d documents, %d passages", report.documents, report.passages)
-    await status.edit_text(_done(report, lang))
+    return report
 
 
 async def _edit_progress(status: Message, wanted: str, shown: str) -> str:

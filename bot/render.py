@@ -101,14 +101,20 @@ def page_count(hits: Sequence[Hit]) -> int:
     return 1 + -(-max(len(hits) - 1, 0) // PAGE_SIZE)
 
 
-def render_sources(documents: Sequence[Document], lang: Lang) -> list[str]:
-    """The articles, one line each, split into as few messages as Telegram's limit allows."""
+def render_sources(
+    documents: Sequence[Document], lang: Lang, *, with_ids: bool = False
+) -> list[str]:
+    """The articles, one line each (``with_ids``: each article's id, for /remove), split
+    into as few messages as Telegram's limit allows."""
     if not documents:
         return [text("no_sources", lang)]
     lines = [text("sources_header", lang, count=len(documents))]
     for number, document in enumerate(documents, 1):
         details = [document.publisher, document.date]
-        lines.append(f"{number}. " + " · ".join([_title(document, 200)] + _escaped(details)))
+        line = f"{number}. " + " · ".join([_title(document, 200)] + _escaped(details))
+        if with_ids:
+            line += f"\n   <code>{html.escape(document.doc_id)}</code>"
+        lines.append(line)
     return _pack(lines)
 
 

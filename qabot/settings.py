@@ -78,6 +78,8 @@ class Settings:
     telegram_token: str = field(default="", repr=False)
     #: TELEGRAM_API_BASE_URL: Bot API server. Default: Telegram's.
     telegram_base_url: str = "https://api.telegram.org/bot"
+    #: TELEGRAM_API_BASE_FILE_URL: where files sent to the bot are downloaded. Default: Telegram's.
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     #: QABOT_ADMIN_IDS: comma-separated Telegram user ids allowed to /reindex.
     admin_ids: frozenset[int] = frozenset()
     #: QABOT_MAX_ARTICLE_MB: larger article files are skipped with a warning. Default: 2.
@@ -126,6 +128,8 @@ class Settings:
             telegram_token=os.environ.get("TELEGRAM_BOT_TOKEN", "").strip(),
             telegram_base_url=os.environ.get("TELEGRAM_API_BASE_URL", "").strip()
             or base.telegram_base_url,
+            telegram_base_file_url=os.environ.get("TELEGRAM_API_BASE_FILE_URL", "").strip()
+            or base.telegram_base_file_url,
             admin_ids=_int_set("QABOT_ADMIN_IDS"),
             max_article_mb=_float("QABOT_MAX_ARTICLE_MB", base.max_article_mb),
             database=_path("QABOT_DATABASE", None),

@@ -68,6 +68,7 @@ ENTITY_TYPES = {
 #: Parameters that are strings on the wire even when they look like JSON.
 STRING_PARAMS = {
     "text",
+    "file_id",
     "inline_query_id",
     "caption",
     "parse_mode",
@@ -260,6 +261,7 @@ class FakeTelegram:
         self._chats: dict[int, dict] = {}
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._inline_answers: dict[str, list[dict]] = {}
+        self._files: dict[str, bytes] = {}
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._closing = False
@@ -270,6 +272,7 @@ class FakeTelegram:
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -287,6 +290,11 @@ class FakeTelegram:
     def base_url(self) -> str:
         """What the bot's ``base_url`` should be; the token is appended by the bot."""
         return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """Where the bot downloads files from (``getFile``'s ``file_path`` is appended)."""
+        return f"http://127.0.0.1:{self.port}/file/bot"
 
     # -- injecting updates ---------------------------------------------------------------
 
@@ -341,6 +349,14 @@ class FakeTelegram:
             "data": data,
         }
         return self._push({"callback_query": query})
+
+    def document(self, user: dict, name: str, data: bytes, chat: dict | None = None) -> dict:
+        """The user sends a file: a message with a document the bot can fetch by getFile."""
+        file_id = f"doc{next(self._callback_ids)}"
+        self._files[file_id] = data
+        document = {"file_id": file_id, "file_unique_id": file_id, "file_name": name,
+                    "file_size": len(data)}
+        return self.send(user, chat=chat, document=document)
 
     def inline(self, user: dict, query: str) -> dict:
         """The user types ``@bot query`` in any chat: an inline query update."""
@@ -581,6 +597,20 @@ class FakeTelegram:
                 raise ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
         self._inline_answers[str(params["inline_query_id"])] = results
         return True
+
+    async def _api_getFile(self, params: dict) -> dict:
+        file_id = str(params["file_id"])
+        if file_id not in self._files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        return {"file_id": file_id, "file_unique_id": file_id,
+                "file_size": len(self._files[file_id]), "file_path": f"documents/{file_id}"}
+
+    async def _download(self, request: web.Request) -> web.Response:
+        self.calls.append(Call("download", {"path": request.match_info["path"]}))
+        file_id = request.match_info["path"].rsplit("/", 1)[-1]
+        if request.match_info["token"] != self.token or file_id not in self._files:
+            return web.Response(status=404)
+        return web.Response(body=self._files[file_id])
 
     async def _api_setMyCommands(self, params: dict) -> bool:
         self.commands[params.get("language_code") or ""] = params["commands"]

@@ -136,6 +136,12 @@ def test_every_string_is_valid_telegram_html(key, lang):
             "week",
             "answered",
             "window",
+            "name",
+            "kinds",
+            "mb",
+            "existing",
+            "id",
+            "title",
         ],
         "<&>",
     )

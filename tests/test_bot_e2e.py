@@ -27,6 +27,7 @@ from bot.feedback import FeedbackStore
 from bot.render import close_results
 from index.build import build_index
 from index.store.generations import load_index
+from qabot.errors import QabotError
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +51,7 @@ def bot_settings(settings_with_index, telegram, tmp_path):
         database=tmp_path / "qabot.db",
         telegram_token=telegram.token,
         telegram_base_url=telegram.base_url,
+        telegram_base_file_url=telegram.base_file_url,
         admin_ids=frozenset({ADMIN}),
     )
 
@@ -597,3 +599,83 @@ async def test_inline_queries_offer_cited_answers_and_typing_is_debounced(telegr
     [result] = await telegram.wait_for(lambda: telegram.inline_answers(declined), timeout=20)
     assert result["title"] == "No good match in the articles"
     assert "don't cover" in result["input_message_content"]["message_text"]
+
+
+# -- articles added from the chat --------------------------------------------------------
+
+NEW_ARTICLE = """---
+title: Zhuzhou opens a rail bearing plant
+publisher: Test Daily
+date: 2031-03-04
+---
+
+The Zhuzhou rail bearing plant opened in March 2031 and employs 870 workers.
+
+It makes bearings for high-speed trains and plans a second line for metro cars by 2033.
+"""
+
+
+@pytest.mark.asyncio
+async def test_an_admin_adds_an_article_by_sending_it_and_it_answers_at_once(
+    telegram, small_corpus, engine
+):
+    async with start_bot(small_corpus, engine) as application:
+        admin = telegram.user(ADMIN)
+        telegram.document(admin, "zhuzhou-bearings.md", NEW_ARTICLE.encode())
+        [status] = await telegram.replies(ADMIN, timeout=60)
+        done = await telegram.wait_for(
+            lambda: (m := telegram.message(ADMIN, status["message_id"]))["text"].startswith("Added")
+            and m, timeout=120,
+        )
+        assert "Zhuzhou opens a rail bearing plant (id zhuzhou-bearings): 1 passage," in done["text"]
+        assert (small_corpus.corpus_dir / "zhuzhou-bearings.md").read_text() == NEW_ARTICLE
+        telegram.send(admin, "How many workers does the Zhuzhou rail bearing plant employ?")
+        [*_, answer] = await telegram.replies(ADMIN, 2, timeout=30)
+        assert "870 workers" in answer["text"] and "Zhuzhou opens" in answer["text"]
+
+        telegram.document(admin, "zhuzhou-bearings.md", b"Other text.\n")  # same name
+        telegram.document(admin, "copy.md", NEW_ARTICLE.encode())  # same bytes
+        telegram.document(admin, "broken.txt", b"\x00\x01binary")
+        telegram.document(admin, "slides.pptx", b"PK")
+        replies = await telegram.replies(ADMIN, 6, timeout=30)
+        refusals = sorted(m["text"] for m in replies[2:])  # handled concurrently
+        assert "already an article with the id zhuzhou-bearings" in refusals[0]
+        assert "broken.txt cannot be added: " in refusals[1] and "binary" in refusals[1]
+        assert "copy.md is the same file as the article zhuzhou-bearings" in refusals[2]
+        assert "slides.pptx is not an article file I can read" in refusals[3]
+        assert sorted(p.name for p in small_corpus.corpus_dir.iterdir()) == sorted(
+            [expected_top(engine, EN_QUESTION).document.source_file, "zhuzhou-bearings.md"]
+        )
+        assert application.bot_data["qabot"].generation == 1  # one rebuild, for the one add
+
+        telegram.send(admin, "/articles")
+        [*_, listing] = await telegram.replies(ADMIN, 7)
+        assert "zhuzhou-bearings" in listing["text"] and "Zhuzhou opens" in listing["text"]
+
+
+@pytest.mark.asyncio
+async def test_only_admins_can_add_articles(telegram, small_corpus, engine):
+    async with start_bot(small_corpus, engine):
+        reader = telegram.user(5)
+        telegram.document(reader, "mine.md", NEW_ARTICLE.encode())
+        [reply] = await telegram.replies(5)
+    assert reply["text"].startswith("Only the bot's administrators can add articles")
+    assert not telegram.calls_to("getFile") and not (small_corpus.corpus_dir / "mine.md").exists()
+
+
+@pytest.mark.asyncio
+async def test_a_failed_add_leaves_the_articles_as_they_were(
+    telegram, small_corpus, engine, monkeypatch
+):
+    def failing_build(*args, **kwargs):
+        raise QabotError("the disk is full")
+
+    monkeypatch.setattr(reindex_module, "build_index", failing_build)
+    async with start_bot(small_corpus, engine) as application:
+        admin = telegram.user(ADMIN)
+        telegram.document(admin, "zhuzhou-bearings.md", NEW_ARTICLE.encode())
+        [status, undone] = await telegram.replies(ADMIN, 2, timeout=30)
+        assert application.bot_data["qabot"].generation == 0  # the old index still answers
+    assert "the disk is full" in telegram.message(ADMIN, status["message_id"])["text"]
+    assert undone["text"] == "zhuzhou-bearings.md was taken out again, so the articles are as they were."
+    assert not (small_corpus.corpus_dir / "zhuzhou-bearings.md").exists()

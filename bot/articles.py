@@ -1,0 +1,135 @@
+"""Articles added from the chat: an admin sends a file to the bot in a private chat.
+
+The file (``.md``/``.txt`` with optional front matter, ``.html``) is fetched with
+``getFile`` from the Bot API's file URL (``TELEGRAM_API_BASE_FILE_URL``), then checked: size
+limit, an article file type, text that decodes and yields passages, no article of the same
+name (files are never overwritten) and no identical file already in the corpus. It is then
+written into the corpus folder and the index rebuilt with progress in one edited message
+(the embedding cache makes that seconds); the old index answers meanwhile. A failed build
+removes the file again, so everything is as it was. ``/articles`` lists the articles with
+their ids. Non-admins who send files are told that only admins can add articles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from telegram import Document, Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot.i18n import Lang, choose_language, text
+from bot.reindex import rebuild
+from bot.render import render_sources
+from bot.state import BotState, state_of
+from corpus import load_corpus
+from corpus.read import ARTICLE_SUFFIXES, find_article_files
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """The file cannot be added; the message (HTML) says why, for the admin."""
+
+
+async def add_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A document in a private chat: add it for an admin, explain to anyone else."""
+    state = state_of(context)
+    message = update.effective_message
+    user = update.effective_user
+    lang = choose_language(user.language_code if user else None)
+    if user is None or user.id not in state.settings.admin_ids:
+        await message.reply_html(text("add_admin_only", lang))
+        return
+    await _add(state, message.document, message, lang, context)
+
+
+async def list_articles(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/articles``: every indexed article with the id it is cited and managed by."""
+    user = update.effective_user
+    lang = choose_language(user.language_code if user else None)
+    documents = state_of(context).engine.documents
+    for part in render_sources(documents, lang, with_ids=True):
+        await update.effective_message.reply_html(part)
+
+
+async def _add(state: BotState, document: Document, message, lang: Lang, context) -> None:
+    try:
+        target, data = await _checked_download(state, document, lang)
+    except Refused as refusal:
+        await message.reply_html(str(refusal))
+        return
+    except TelegramError as exc:
+        log.warning("Could not fetch an uploaded article: %s", exc)
+        await message.reply_html(text("add_download_failed", lang))
+        return
+    if state.rebuilding:  # checked only now: refusals need no rebuild and may run meanwhile
+        await message.reply_html(text("reindex_busy", lang))
+        return
+    state.rebuilding = True
+    try:
+        _write_new(target, data)
+        log.info("Article %s added by user %s; rebuilding", target.name, message.from_user.id)
+        status = await message.reply_html(text("reindex_reading", lang))
+        report = await rebuild(state, status, lang, context.application)
+    finally:
+        state.rebuilding = False
+    if report is None:  # the build failed or was cancelled: as if the file never came
+        target.unlink(missing_ok=True)
+        await message.reply_html(text("add_undone", lang, name=target.name))
+        return
+    doc_id = target.stem
+    passages = sum(1 for p in state.engine.stored.passages if p.doc_id == doc_id)
+    title = next((d.title for d in state.engine.documents if d.doc_id == doc_id), doc_id)
+    key = "add_done_one" if passages == 1 else "add_done"
+    await status.edit_text(text(key, lang, title=title, id=doc_id, passages=passages))
+
+
+async def _checked_download(state: BotState, document: Document, lang: Lang) -> tuple[Path, bytes]:
+    """Where the file goes in the corpus and its bytes, or Refused with the reason."""
+    name = Path(document.file_name or "").name
+    suffix = Path(name).suffix.lower()
+    if suffix not in ARTICLE_SUFFIXES:
+        kinds = ", ".join(sorted(ARTICLE_SUFFIXES))
+        raise Refused(text("add_wrong_type", lang, name=name or "?", kinds=kinds))
+    limit = state.settings.max_article_bytes
+    if document.file_size and document.file_size > limit:
+        raise Refused(text("add_too_big", lang, name=name, mb=round(limit / 1e6, 1)))
+    target = state.settings.corpus_dir / name
+    if any(path.stem == target.stem for path in find_article_files(state.settings.corpus_dir)):
+        raise Refused(text("add_exists", lang, name=html.escape(target.stem)))
+    data = bytes(await (await document.get_file()).download_as_bytearray())
+    if len(data) > limit:
+        raise Refused(text("add_too_big", lang, name=name, mb=round(limit / 1e6, 1)))
+    digest = hashlib.sha256(data).digest()
+    for path in find_article_files(state.settings.corpus_dir):
+        if hashlib.sha256(path.read_bytes()).digest() == digest:
+            raise Refused(text("add_duplicate", lang, name=name, existing=path.stem))
+    _check_readable(name, data, limit, lang)
+    return target, data
+
+
+def _check_readable(name: str, data: bytes, limit: int, lang: Lang) -> None:
+    """The file read as the corpus reader will: it must decode and yield passages."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / name).write_bytes(data)
+        corpus = load_corpus(Path(folder), limit)
+    if not corpus.passages:
+        reason = corpus.warnings[0] if corpus.warnings else "no paragraphs of text"
+        raise Refused(text("add_unreadable", lang, name=name, reason=reason))
+
+
+def _write_new(target: Path, data: bytes) -> None:
+    """Write ``target`` completely, never replacing an existing file (a link is refused
+    when the name exists), so a crash leaves no half file in the corpus."""
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-", delete=False) as tmp:
+        tmp.write(data)
+    try:
+        os.link(tmp.name, target)
+    finally:
+        os.unlink(tmp.name)
