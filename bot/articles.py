@@ -43,7 +43,7 @@ async def add_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     message = update.effective_message
     user = update.effective_user
     lang = choose_language(user.language_code if user else None)
-    if user is None or user.id not in state.settings.admin_ids:
+    if not state.is_admin(user):
         await message.reply_html(text("add_admin_only", lang))
         return
     await _add(state, message.document, message, lang, context)

@@ -214,7 +214,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     state = state_of(context)
     lang = _language(update)
     user = update.effective_user
-    if user is None or user.id not in state.settings.admin_ids:
+    if not state.is_admin(user):
         await update.effective_message.reply_html(text("stats_admin_only", lang))
         return
     titles = {document.doc_id: document.title for document in state.engine.documents}

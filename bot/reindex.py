@@ -75,7 +75,7 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     user = update.effective_user
     lang = choose_language(user.language_code if user else None)
-    if user is None or user.id not in state.settings.admin_ids:
+    if not state.is_admin(user):
         await message.reply_html(text("admin_only", lang))
         return
     if state.rebuilding:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from telegram import User
 from telegram.ext import CallbackContext
 
 from bot.fairness import QuestionLimiter
@@ -42,6 +43,10 @@ class BotState:
         """Search off the event loop: embedding is CPU-bound and must not stall other chats.
         ``within``: the article a follow-up continues (bot.followup)."""
         return await asyncio.to_thread(self.engine.ask, question, top_k, within=within)
+
+    def is_admin(self, user: User | None) -> bool:
+        """Whether ``user`` may run admin commands (``QABOT_ADMIN_IDS``)."""
+        return user is not None and user.id in self.settings.admin_ids
 
     def swap(self, engine: Engine) -> None:
         """Answer from ``engine`` from now on; results of the old index can no longer be paged."""
