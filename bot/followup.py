@@ -3,7 +3,7 @@ secretary is about Jiulongpo.
 
 A question continues the article of an earlier answer when it replies to that answer (in
 private chats and groups), or, in a private chat, when it is short (at most
-:data:`SHORT_WORDS` words, or :data:`SHORT_CJK` Chinese characters and words) and comes
+:data:`FOLLOW_UP_WORDS` words, or :data:`FOLLOW_UP_CJK` Chinese characters and words) and comes
 within :data:`WINDOW_SECONDS` of the last answer. The engine then prefers the question's own
 best passage in that article (``Engine.ask(within=...)``). A longer question, or one asked
 later, stands alone: measured on the dev sets after an unrelated question, standalone
@@ -19,8 +19,8 @@ from collections import OrderedDict
 from corpus.language import HAN
 
 #: The most words (English) or Chinese characters plus words a private follow-up may have.
-SHORT_WORDS = 6
-SHORT_CJK = 12
+FOLLOW_UP_WORDS = 6
+FOLLOW_UP_CJK = 12
 #: How long after an answer a short question in the same private chat continues it.
 WINDOW_SECONDS = 600
 #: Answers remembered for replies, per bot process (the least recent are forgotten).
@@ -29,11 +29,12 @@ REMEMBERED = 5000
 _WORD = re.compile(r"[A-Za-z0-9]+")
 
 
-def is_short(question: str) -> bool:
-    """Whether a question is short enough to read as a follow-up."""
+def may_follow_up(question: str) -> bool:
+    """Whether a question is short enough to read as a follow-up (not the fusion's "short
+    question" of one or two words)."""
     han = len(HAN.findall(question))
     words = len(_WORD.findall(question))
-    return han + words <= SHORT_CJK if han else words <= SHORT_WORDS
+    return han + words <= FOLLOW_UP_CJK if han else words <= FOLLOW_UP_WORDS
 
 
 class FollowUps:
@@ -61,6 +62,6 @@ class FollowUps:
         if replied_to is not None:
             return self._by_message.get((chat_id, replied_to))
         last = self._last.get(chat_id)
-        if private and last and time.monotonic() - last[1] <= WINDOW_SECONDS and is_short(question):
+        if private and last and time.monotonic() - last[1] <= WINDOW_SECONDS and may_follow_up(question):
             return last[0]
         return None

@@ -110,13 +110,12 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     with contextlib.suppress(TelegramError):  # "typing…" is a courtesy, not worth failing over
         await message.reply_chat_action(ChatAction.TYPING)
     generation = state.generation
-    replied = message.reply_to_message
     within = state.follow_ups.continued(
         message.chat_id,
         question,
         private=message.chat.type == ChatType.PRIVATE,
-        replied_to=replied.message_id if replied and replied.from_user
-        and replied.from_user.id == context.bot.id else None,
+        replied_to=message.reply_to_message.message_id
+        if _replies_to_bot(message, context.bot) else None,
     )
     result = await state.ask(question, TOP_K, within)
     question_id = _log_question(state, message, result)
@@ -260,10 +259,14 @@ def _addressed_question(message: Message, bot: Bot) -> str | None:
     mentions = message.parse_entities([MessageEntity.MENTION]).values()
     if any(found.lower() == mention for found in mentions):
         return re.sub(re.escape(mention), " ", message.text, flags=re.IGNORECASE)
-    replied = message.reply_to_message
-    if replied and replied.from_user and replied.from_user.id == bot.id:
+    if _replies_to_bot(message, bot):
         return message.text
     return None
+
+
+def _replies_to_bot(message: Message, bot: Bot) -> bool:
+    replied = message.reply_to_message
+    return bool(replied and replied.from_user and replied.from_user.id == bot.id)
 
 
 def _language(update: Update, question: str = "") -> Lang:

@@ -11,7 +11,6 @@ on; answers are cached by Telegram for :data:`CACHE_SECONDS`. Enable it in BotFa
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 from telegram import InlineQueryResultArticle, InputTextMessageContent, Update
 from telegram.constants import ParseMode
@@ -53,7 +52,7 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     else:
         results = [
             _article(
-                hashlib.sha1(f"{hit.row}".encode()).hexdigest()[:16],
+                str(hit.row),
                 hit.document.title or hit.document.doc_id,
                 answering_sentence(hit),
                 render_page([hit], 0, lang),

@@ -184,12 +184,12 @@ def read_follow_ups(path: Path) -> list[tuple[str, Question]]:
 def evaluate_follow_ups(engine: Engine, pairs: list[tuple[str, Question]]) -> FollowUpReport:
     """Each (previous question, question) as the bot treats them in a private chat: the
     question continues the previous answer's article when it is short (bot.followup)."""
-    from bot.followup import is_short
+    from bot.followup import may_follow_up
 
     alone = with_context = 0
     for previous, question in pairs:
         before = engine.ask(previous, 9)
-        within = before.hits[0].document.doc_id if before.answered and is_short(question.question) else None
+        within = before.hits[0].document.doc_id if before.answered and may_follow_up(question.question) else None
         alone += _right_at_1(engine.ask(question.question, 9), question)
         with_context += _right_at_1(engine.ask(question.question, 9, within=within), question)
     return FollowUpReport(len(pairs), alone, with_context)
