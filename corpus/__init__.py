@@ -4,6 +4,7 @@ Where things happen, one module per step:
 
 * ``read``         which files are articles; decoding (bad files are reported here)
 * ``front_matter`` the YAML block at the top of .md/.txt files
+* ``pdf``          the text layer of a .pdf file, as paragraphs
 * ``clean``        HTML and Markdown markup -> paragraph blocks
 * ``metadata``     bylines, datelines, credits, page headers, the title line
 * ``boilerplate``  site chrome lines that are dropped (add new patterns here)

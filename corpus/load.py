@@ -38,7 +38,7 @@ MAX_ARTICLE_BYTES = 2_000_000  # QABOT_MAX_ARTICLE_MB's default
 
 
 def load_corpus(folder: Path, max_article_bytes: int = MAX_ARTICLE_BYTES) -> Corpus:
-    """Read every .md/.txt/.html/.htm file under ``folder`` (hidden files ignored), skipping
+    """Read every .md/.txt/.html/.htm/.pdf file under ``folder`` (hidden files ignored), skipping
     with a warning any larger than ``max_article_bytes``.
 
     ``doc_id`` is the file name without extension; a second file with the same stem
@@ -51,7 +51,7 @@ def load_corpus(folder: Path, max_article_bytes: int = MAX_ARTICLE_BYTES) -> Cor
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise CorpusNotFound(
             f"The corpus folder {folder} {what}. Point --corpus (or QABOT_CORPUS_DIR) at a "
-            "folder of .md, .txt or .html articles."
+            "folder of .md, .txt, .html or .pdf articles."
         )
     corpus = Corpus([], [], [])
     seen: dict[str, str] = {}

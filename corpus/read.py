@@ -8,8 +8,9 @@ from pathlib import Path
 from corpus.clean import strip_invisible
 
 #: Extensions the loader reads; everything else in the folder is ignored.
-ARTICLE_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
+ARTICLE_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm", ".pdf"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
+PDF_SUFFIX = ".pdf"
 
 
 class UnreadableFile(Exception):
@@ -31,7 +32,8 @@ def find_article_files(folder: Path) -> list[Path]:
 
 
 def read_text(path: Path) -> str:
-    """The file's text: UTF-8 (with or without BOM), or UTF-16 when it starts with a BOM.
+    """The file's text: UTF-8 (with or without BOM), or UTF-16 when it starts with a BOM; a
+    PDF's text layer as Markdown with front matter (:mod:`corpus.pdf`).
 
     Raises UnreadableFile for empty files, binary data and bytes that are not UTF-8, so
     one bad file is reported instead of filling the index with mojibake.
@@ -40,6 +42,8 @@ def read_text(path: Path) -> str:
         data = path.read_bytes()
     except OSError as error:
         raise UnreadableFile(f"cannot be read ({error.strerror or error})") from error
+    if path.suffix.lower() == PDF_SUFFIX:
+        return _pdf_text(data)
     utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if b"\x00" in data and not utf16:
         raise UnreadableFile("binary data (NUL bytes), not a text file")
@@ -55,3 +59,12 @@ def read_text(path: Path) -> str:
     if not text.strip():
         raise UnreadableFile("empty file")
     return text
+
+
+def _pdf_text(data: bytes) -> str:
+    from corpus.pdf import PdfUnreadable, pdf_to_markdown
+
+    try:
+        return strip_invisible(pdf_to_markdown(data))
+    except PdfUnreadable as error:
+        raise UnreadableFile(str(error)) from error

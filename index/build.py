@@ -61,7 +61,7 @@ def build_index(
     corpus = load_corpus(corpus_dir, max_article_bytes)
     if not corpus.passages:
         raise QabotError(
-            f"No passages found in {corpus_dir}: add .md, .txt or .html articles "
+            f"No passages found in {corpus_dir}: add .md, .txt, .html or .pdf articles "
             "there (or point QABOT_CORPUS_DIR at them). The existing index was left unchanged."
         )
     _check_writable(index_dir)

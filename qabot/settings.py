@@ -58,7 +58,7 @@ def _int_set(name: str) -> frozenset[int]:
 class Settings:
     """Resolved configuration. Build it with :meth:`from_env`; override fields in tests."""
 
-    #: QABOT_CORPUS_DIR: folder of articles (.md/.txt/.html). Default: the bundled corpus.
+    #: QABOT_CORPUS_DIR: folder of articles (.md/.txt/.html/.pdf). Default: the bundled corpus.
     corpus_dir: Path = BUNDLED_CORPUS_DIR
     #: QABOT_INDEX_DIR: where the index lives. Default: ./data/index (git-ignored).
     index_dir: Path = Path("data/index")

@@ -509,3 +509,46 @@ def test_an_article_over_the_size_limit_is_skipped_with_a_warning(tmp_path: Path
     assert [d.doc_id for d in corpus.documents] == ["small"]
     [warning] = corpus.warnings
     assert warning.startswith("huge.md: 0.0 MB, over the limit of 0.01 MB") and "QABOT_MAX_ARTICLE_MB" in warning
+
+
+# -- PDF articles ------------------------------------------------------------------------
+
+def test_a_pdf_article_is_read_paragraph_by_paragraph(tmp_path: Path) -> None:
+    from tests.pdf_files import make_pdf
+
+    first = (
+        "Wuhan's Optics Valley hosts more than 16,000 companies in optoelectronics, and the "
+        "cluster grew 12 percent in 2023 according to the city government."
+    )
+    cut = "Chongqing builds more cars than any other Chinese city, and its Liangjiang district"
+    rest = "alone assembled 1.2 million vehicles last year."
+    (tmp_path / "clusters.pdf").write_bytes(
+        make_pdf([[first, cut, "1"], [rest, "2"]], title="Clusters on the “Yangtze”")
+    )
+    (tmp_path / "光谷.pdf").write_bytes(make_pdf([[
+        "武汉光谷聚集了一万六千多家光电子企业，二零二三年产业规模增长百分之十二，成为全国最大的光纤光缆研发生产基地。",
+        "重庆是中国汽车产量最高的城市。",
+    ]], chinese=True))
+    corpus = load_corpus(tmp_path)
+    assert corpus.warnings == []
+    english, chinese = sorted(corpus.documents, key=lambda d: d.doc_id)
+    assert english.title == "Clusters on the “Yangtze”" and english.language == "en"
+    assert chinese.language == "zh" and chinese.source_file == "光谷.pdf"
+    texts = [p.text for p in corpus.passages]
+    assert first in texts[0]  # lines wrapped by the page are one paragraph again
+    assert f"{cut} {rest}" in "\n".join(texts)  # joined across the page break, page numbers gone
+    assert not any(text.strip() in {"1", "2"} for text in texts)
+    assert any("武汉光谷聚集了一万六千多家光电子企业，二零二三年" in text for text in texts)
+
+
+def test_pdfs_without_readable_text_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    from tests.pdf_files import make_pdf
+
+    (tmp_path / "scan.pdf").write_bytes(make_pdf([[]]))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not a PDF body")
+    (tmp_path / "fine.md").write_text("A short article about steel in Qingshan.\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert [d.doc_id for d in corpus.documents] == ["fine"]
+    broken, scan = sorted(corpus.warnings)
+    assert broken.startswith("broken.pdf: not a readable PDF (") and broken.endswith("; skipped")
+    assert scan == "scan.pdf: a PDF without a text layer (a scan?); run it through OCR first; skipped"
