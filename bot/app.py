@@ -200,6 +200,7 @@ def add_handlers(application: Application) -> None:
             CommandHandler("reindex", reindex),
             CommandHandler("stats", handlers.stats),
             CommandHandler("articles", articles.list_articles),
+            CommandHandler("remove", articles.ask_to_remove),
             MessageHandler(private & filters.TEXT & ~filters.COMMAND, handlers.private_text),
             MessageHandler(
                 filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND, handlers.group_text
@@ -209,6 +210,7 @@ def add_handlers(application: Application) -> None:
             MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, handlers.not_text),
             CallbackQueryHandler(handlers.turn_page, pattern=CALLBACK_PATTERN),
             CallbackQueryHandler(handlers.vote, pattern=VOTE_PATTERN),
+            CallbackQueryHandler(articles.confirm_removal, pattern=articles.REMOVE_PATTERN),
             CallbackQueryHandler(handlers.unknown_button),
             InlineQueryHandler(inline_query),
         ]

@@ -1,6 +1,6 @@
 """Articles added from the chat: an admin sends a file to the bot in a private chat.
 
-The file (``.md``/``.txt`` with optional front matter, ``.html``) is fetched with
+The file (``.md``/``.txt`` with optional front matter, ``.html``, ``.pdf``) is fetched with
 ``getFile`` from the Bot API's file URL (``TELEGRAM_API_BASE_FILE_URL``), then checked: size
 limit, an article file type, text that decodes and yields passages, no article of the same
 name (files are never overwritten) and no identical file already in the corpus. It is then
@@ -8,6 +8,10 @@ written into the corpus folder and the index rebuilt with progress in one edited
 (the embedding cache makes that seconds); the old index answers meanwhile. A failed build
 removes the file again, so everything is as it was. ``/articles`` lists the articles with
 their ids. Non-admins who send files are told that only admins can add articles.
+
+``/remove <id>`` (admins) asks first, with a button; confirmed, the article's file is moved
+into the corpus folder's hidden ``.removed/`` folder (never deleted: putting it back is a
+move) and the index rebuilt the same way. A failed rebuild moves the file back.
 """
 
 from __future__ import annotations
@@ -17,20 +21,27 @@ import html
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
-from telegram import Document, Update
+from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot.i18n import Lang, choose_language, text
+from bot.i18n import Lang, choose_language, plain, text
 from bot.reindex import rebuild
 from bot.render import render_sources
 from bot.state import BotState, state_of
+from corpus import Document as Article
 from corpus import load_corpus
 from corpus.read import ARTICLE_SUFFIXES, find_article_files
 
 log = logging.getLogger(__name__)
+
+#: Callback data of the /remove buttons: ``rm:y:<token>`` removes, ``rm:n`` keeps.
+REMOVE_PATTERN = r"^rm:"
+#: Where removed article files go, inside the corpus folder (hidden, so never read).
+REMOVED_FOLDER = ".removed"
 
 
 class Refused(Exception):
@@ -133,3 +144,99 @@ def _write_new(target: Path, data: bytes) -> None:
         os.link(tmp.name, target)
     finally:
         os.unlink(tmp.name)
+
+
+async def ask_to_remove(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/remove <id>`` (admins): name the article and ask with a button; nothing changes yet."""
+    state = state_of(context)
+    user = update.effective_user
+    lang = choose_language(user.language_code if user else None)
+    message = update.effective_message
+    if not state.is_admin(user):
+        await message.reply_html(text("remove_admin_only", lang))
+        return
+    doc_id = " ".join(context.args or []).strip()
+    article = _article(state, lambda d: d.doc_id == doc_id) if doc_id else None
+    if article is None:
+        key = "remove_unknown" if doc_id else "remove_usage"
+        await message.reply_html(text(key, lang, id=_shorten_id(doc_id)))
+        return
+    passages = sum(1 for p in state.engine.stored.passages if p.doc_id == doc_id)
+    buttons = InlineKeyboardMarkup([[
+        InlineKeyboardButton(plain("remove_button", lang), callback_data=f"rm:y:{_token(doc_id)}"),
+        InlineKeyboardButton(plain("keep_button", lang), callback_data="rm:n"),
+    ]])
+    await message.reply_html(
+        text("remove_ask", lang, title=article.title or doc_id, id=doc_id, passages=passages),
+        reply_markup=buttons,
+    )
+
+
+async def confirm_removal(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press on a /remove button: only an admin's counts; "remove" moves the file out and
+    rebuilds, showing progress in the question's own message."""
+    state = state_of(context)
+    query = update.callback_query
+    lang = choose_language(query.from_user.language_code)
+    if not state.is_admin(query.from_user):
+        await query.answer(plain("remove_admin_only", lang), show_alert=True)
+        return
+    token = query.data.removeprefix("rm:y:") if query.data.startswith("rm:y:") else None
+    article = _article(state, lambda d: _token(d.doc_id) == token) if token else None
+    if article is None:
+        await query.answer()
+        key = "remove_kept" if token is None else "remove_gone"
+        await query.edit_message_text(text(key, lang))
+        return
+    if state.rebuilding:
+        await query.answer(plain("reindex_busy", lang), show_alert=True)
+        return
+    await query.answer()
+    await _remove(state, article, query.message, lang, context)
+
+
+async def _remove(state: BotState, article: Article, status, lang: Lang, context) -> None:
+    state.rebuilding = True
+    try:
+        parked = _park(state.settings.corpus_dir, article.source_file)
+        log.info("Article %s removed by an admin; rebuilding", article.doc_id)
+        status = await status.edit_text(text("reindex_reading", lang))
+        report = await rebuild(state, status, lang, context.application)
+        if report is None and parked is not None:  # as if the button was never pressed
+            os.rename(parked, state.settings.corpus_dir / article.source_file)
+    finally:
+        state.rebuilding = False
+    if report is None:
+        await status.reply_html(text("remove_undone", lang, id=article.doc_id))
+        return
+    kept = f"{REMOVED_FOLDER}/{parked.name}" if parked else "—"
+    await status.edit_text(
+        text("remove_done", lang, title=article.title or article.doc_id, id=article.doc_id,
+             articles=report.documents, kept=kept)
+    )
+
+
+def _park(corpus_dir: Path, source_file: str) -> Path | None:
+    """Move the article's file into ``.removed/`` under a new, time-stamped name; None when
+    it is already gone from the folder (the rebuild then only catches up)."""
+    source = corpus_dir / source_file
+    if not source.exists():
+        return None
+    folder = corpus_dir / REMOVED_FOLDER
+    folder.mkdir(exist_ok=True)
+    parked = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{source.name}"
+    os.rename(source, parked)
+    return parked
+
+
+def _article(state: BotState, wanted) -> Article | None:
+    return next((d for d in state.engine.documents if wanted(d)), None)
+
+
+def _token(doc_id: str) -> str:
+    """A short stand-in for an id in callback data (at most 64 bytes; ids can be longer)."""
+    return hashlib.sha256(doc_id.encode()).hexdigest()[:16]
+
+
+def _shorten_id(doc_id: str) -> str:
+    return doc_id if len(doc_id) <= 80 else doc_id[:79] + "…"

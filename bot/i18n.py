@@ -188,6 +188,43 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "Added <b>{title}</b> (id {id}): {passages} passages, answering now.",
         "zh": "已添加<b>{title}</b>（id {id}）：{passages} 个段落，现在即可回答相关问题。",
     },
+    "remove_admin_only": {
+        "en": "Only the bot's administrators can remove articles.",
+        "zh": "只有机器人的管理员才能移除文章。",
+    },
+    "remove_usage": {
+        "en": "Send /remove followed by an article's id, e.g. <code>/remove my-article</code>. "
+        "/articles lists the ids.",
+        "zh": "请发送 /remove 加文章 id，例如 <code>/remove my-article</code>。/articles 列出所有 id。",
+    },
+    "remove_unknown": {
+        "en": "No article has the id {id}. /articles lists the ids.",
+        "zh": "没有 id 为 {id} 的文章。/articles 列出所有 id。",
+    },
+    "remove_ask": {
+        "en": "Remove <b>{title}</b> (id {id}, {passages} passages)? Its file is moved out of "
+        "the corpus folder and the index rebuilt.",
+        "zh": "要移除<b>{title}</b>（id {id}，{passages} 个段落）吗？它的文件将移出文章目录，并重建索引。",
+    },
+    "remove_button": {"en": "Remove", "zh": "移除"},
+    "keep_button": {"en": "Keep it", "zh": "保留"},
+    "remove_kept": {
+        "en": "Nothing was removed.",
+        "zh": "没有移除任何文章。",
+    },
+    "remove_gone": {
+        "en": "That article is no longer in the index; nothing was removed.",
+        "zh": "该文章已不在索引中，没有移除任何内容。",
+    },
+    "remove_undone": {
+        "en": "The file of {id} was put back, so the articles are as they were.",
+        "zh": "{id} 的文件已放回，文章保持原样。",
+    },
+    "remove_done": {
+        "en": "Removed <b>{title}</b> (id {id}); {articles} article(s) answer now. "
+        "The file is kept as {kept} in the corpus folder.",
+        "zh": "已移除<b>{title}</b>（id {id}），现在由 {articles} 篇文章回答。文件保存在文章目录的 {kept}。",
+    },
     "inline_no_match": {
         "en": "No good match in the articles",
         "zh": "文章中没有合适的答案",

@@ -142,6 +142,7 @@ def test_every_string_is_valid_telegram_html(key, lang):
             "existing",
             "id",
             "title",
+            "kept",
         ],
         "<&>",
     )

@@ -679,3 +679,95 @@ async def test_a_failed_add_leaves_the_articles_as_they_were(
     assert "the disk is full" in telegram.message(ADMIN, status["message_id"])["text"]
     assert undone["text"] == "zhuzhou-bearings.md was taken out again, so the articles are as they were."
     assert not (small_corpus.corpus_dir / "zhuzhou-bearings.md").exists()
+
+
+PDF_PARAGRAPHS = [
+    "The Xiangtan wind turbine plant opened in May 2031 and builds 640 nacelles a year for "
+    "onshore wind farms along the Yangtze.",
+    "Its owner plans a blade factory next door; the two plants together will employ 1,300 people.",
+]
+
+
+def buttons(message: dict) -> dict[str, str]:
+    """The inline buttons under ``message``: text -> callback data."""
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return {button["text"]: button["callback_data"] for row in rows for button in row}
+
+
+@pytest.mark.asyncio
+async def test_an_admin_adds_a_pdf_and_removes_it_again_after_confirming(
+    telegram, small_corpus, engine
+):
+    from tests.pdf_files import make_pdf
+
+    question = "How many nacelles does the Xiangtan plant build a year?"
+    async with start_bot(small_corpus, engine) as application:
+        admin = telegram.user(ADMIN)
+        telegram.document(admin, "xiangtan-wind.pdf", make_pdf([PDF_PARAGRAPHS], title="Xiangtan builds nacelles"))
+        [status] = await telegram.replies(ADMIN, timeout=60)
+        done = await telegram.wait_for(
+            lambda: (m := telegram.message(ADMIN, status["message_id"]))["text"].startswith("Added")
+            and m, timeout=120,
+        )
+        assert "Xiangtan builds nacelles (id xiangtan-wind): 1 passage," in done["text"]
+        telegram.send(admin, question)
+        [*_, answer] = await telegram.replies(ADMIN, 2, timeout=30)
+        assert "640 nacelles" in answer["text"] and "Xiangtan builds nacelles" in answer["text"]
+
+        telegram.send(admin, "/remove xiangtan-wind")
+        [*_, ask] = await telegram.replies(ADMIN, 3)
+        assert ask["text"].startswith("Remove Xiangtan builds nacelles (id xiangtan-wind, 1 passages)?")
+        assert (small_corpus.corpus_dir / "xiangtan-wind.pdf").exists()  # nothing changes yet
+        telegram.press(admin, ask, buttons(ask)["Remove"])
+        removed = await telegram.wait_for(
+            lambda: (m := telegram.message(ADMIN, ask["message_id"]))["text"].startswith("Removed")
+            and m, timeout=120,
+        )
+        assert "1 article(s) answer now" in removed["text"] and not buttons(removed)
+        assert not (small_corpus.corpus_dir / "xiangtan-wind.pdf").exists()
+        [kept] = (small_corpus.corpus_dir / ".removed").iterdir()
+        assert kept.name.endswith("-xiangtan-wind.pdf") and f".removed/{kept.name}" in removed["text"]
+        telegram.send(admin, question)
+        [*_, after] = await telegram.replies(ADMIN, 4, timeout=30)
+        assert "640 nacelles" not in after["text"]
+        assert application.bot_data["qabot"].generation == 2
+
+
+@pytest.mark.asyncio
+async def test_remove_asks_an_admin_first_and_ignores_anyone_else(telegram, small_corpus, engine):
+    article = expected_top(engine, EN_QUESTION).document
+    async with start_bot(small_corpus, engine) as application:
+        admin, reader = telegram.user(ADMIN), telegram.user(5)
+        telegram.send(reader, f"/remove {article.doc_id}")
+        [refused] = await telegram.replies(5)
+        assert refused["text"] == "Only the bot's administrators can remove articles."
+        telegram.send(admin, "/remove")
+        telegram.send(admin, "/remove <no-such-id>")
+        usage, unknown = await telegram.replies(ADMIN, 2)
+        assert usage["text"].startswith("Send /remove followed by an article's id")
+        assert unknown["text"] == "No article has the id <no-such-id>. /articles lists the ids."
+
+        telegram.send(admin, f"/remove {article.doc_id}")
+        [*_, ask] = await telegram.replies(ADMIN, 3)
+        telegram.press(reader, ask, buttons(ask)["Remove"])  # someone else's press
+        telegram.press(admin, ask, "rm:y:0123456789abcdef")  # forged data
+        await telegram.wait_for(lambda: len(telegram.calls_to("answerCallbackQuery")) == 2)
+        alert = telegram.calls_to("answerCallbackQuery")[0].params
+        assert alert["text"] == "Only the bot's administrators can remove articles." and alert["show_alert"]
+        gone = await telegram.wait_for(lambda: (m := telegram.message(ADMIN, ask["message_id"]))["text"].startswith("That article") and m)
+        assert not buttons(gone) and (small_corpus.corpus_dir / article.source_file).exists()
+
+        telegram.send(admin, f"/remove {article.doc_id}")
+        [*_, ask] = await telegram.replies(ADMIN, 4)
+        telegram.press(admin, ask, buttons(ask)["Keep it"])
+        kept = await telegram.wait_for(lambda: (m := telegram.message(ADMIN, ask["message_id"]))["text"] == "Nothing was removed." and m)
+        assert not buttons(kept)
+
+        telegram.send(admin, f"/remove {article.doc_id}")  # the only article: the build fails
+        [*_, ask] = await telegram.replies(ADMIN, 5)
+        telegram.press(admin, ask, buttons(ask)["Remove"])
+        [*_, undone] = await telegram.replies(ADMIN, 6, timeout=60)
+        assert undone["text"] == f"The file of {article.doc_id} was put back, so the articles are as they were."
+        assert "No passages found" in telegram.message(ADMIN, ask["message_id"])["text"]
+        assert (small_corpus.corpus_dir / article.source_file).exists()
+        assert application.bot_data["qabot"].generation == 0
