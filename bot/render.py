@@ -1,6 +1,6 @@
 """Answers as Telegram HTML, answer first: the sentence that answers, one source line set
-apart from it, the passage folded away (an expandable blockquote, the sentence in bold
-inside), then at most two close results from other articles.
+apart from it, the passage folded away (an expandable blockquote: the sentence in bold
+inside it, or only what follows when the sentence opens the passage), then at most two close results from other articles.
 
 A further result is shown on the first screen only if it would have been an answer on its
 own (its score reaches the engine's threshold) and comes from another article: a reader
@@ -159,8 +159,8 @@ def _answer(hits: Sequence[Hit], lang: Lang, budget: Budget, min_score: float) -
     sentence = answering_sentence(best)
     answer = "<b>" + html.escape(shorten(sentence, budget.sentence)[0]) + "</b>\n"
     answer += _source_line(best, lang, budget.title)
-    if " ".join(best.passage.text.split()) != " ".join(sentence.split()):
-        answer += "\n<blockquote expandable>" + _highlighted(best, budget.best) + "</blockquote>"
+    if context := _context(best, budget.best):
+        answer += "\n<blockquote expandable>" + context + "</blockquote>"
     parts = [answer]
     also = close_results(hits, min_score)
     if also:
@@ -195,6 +195,19 @@ def answering_sentence(hit: Hit) -> str:
         start, end = hit.highlight
         return hit.passage.text[start:end]
     return hit.passage.text
+
+
+def _context(hit: Hit, limit: int) -> str:
+    """The fold under an answer: what follows the sentence when it opens the passage (it is
+    shown right above, and the fold's first lines are what Telegram shows folded), else the
+    passage with the sentence in bold, so a reader sees where it sits; "" when the sentence
+    is all there is."""
+    passage = hit.passage.text
+    if hit.highlight and not passage[: hit.highlight[0]].strip():
+        return html.escape(shorten(passage[hit.highlight[1]:].strip(), limit)[0])
+    if " ".join(passage.split()) == " ".join(answering_sentence(hit).split()):
+        return ""
+    return _highlighted(hit, limit)
 
 
 def _highlighted(hit: Hit, limit: int) -> str:

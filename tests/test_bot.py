@@ -217,6 +217,14 @@ def test_a_one_sentence_passage_is_not_repeated_in_a_fold():
     assert not any("blockquote" in e["type"] for e in entities)
 
 
+def test_a_sentence_that_opens_its_passage_is_not_repeated_in_the_fold():
+    passage = "Steel output rose 5 percent. The new <line> opens in May & hires 300."
+    text, entities = parse_html(render_page([hit(passage, highlight=(0, 28))], 0, "en"))
+    assert text.count("Steel output rose 5 percent.") == 1
+    [folded] = [e for e in entities if e["type"] == "expandable_blockquote"]
+    assert text[folded["offset"] : folded["offset"] + folded["length"]] == passage[29:]
+
+
 def test_only_close_results_from_other_articles_are_shown_under_the_answer():
     hits = [
         hit("The answer.", doc="a", highlight=(0, 11)),
