@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 from typing import Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -29,7 +28,7 @@ from telegram.ext import (
 from bot import articles, handlers, logs
 from bot.i18n import Lang
 from bot.inline import inline_query
-from bot.database import open_database
+from bot.database import Database, open_database
 from bot.feedback import FeedbackStore
 from bot.journal import UpdateJournal
 from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
@@ -87,8 +86,10 @@ def build_application(
     ``watch_interval``: seconds between looks for an index rebuilt outside the bot."""
     require_token(settings)
     logs.quiet_http_client()
-    database = open_database(settings.database_path)
-    journal = UpdateJournal(database, bot_id=int(settings.telegram_token.split(":")[0]))
+    database = open_database(settings.database_address)
+    journal = UpdateJournal(
+        database, bot_id=int(settings.telegram_token.split(":")[0]), owner=settings.replica
+    )
     stop = []  # the application, once built, for the polling request's callback
     application = (
         ApplicationBuilder()
@@ -135,7 +136,7 @@ class JournaledApplication(Application):
     """
 
     def __init__(
-        self, *, journal: UpdateJournal, database: sqlite3.Connection, **options: Any
+        self, *, journal: UpdateJournal, database: Database, **options: Any
     ) -> None:
         super().__init__(**options)
         self.journal = journal
@@ -235,7 +236,7 @@ async def _stop(application: JournaledApplication) -> None:
     if application.kept:
         log.info("Stopped; %d updates not yet answered are kept for the next start",
                  application.kept)
-    application.database.close()
+    application.database.dispose()
 
 
 async def register_commands(application: Application) -> None:

@@ -1,115 +1,161 @@
-"""The bot's SQLite database (``QABOT_DATABASE``): one file beside the index, in WAL mode,
-its schema versioned. The update journal (``bot.journal``) and the question log with its
-votes (``bot.feedback``) live in it, and survive restarts and reindexes.
+"""The bot's database: a SQLite file beside the index by default (``QABOT_DATABASE``), or a
+PostgreSQL server that webhook replicas share (``QABOT_DATABASE_URL``). The update journal
+(``bot.journal``) and the question log with its votes (``bot.feedback``) live in it and
+survive restarts and reindexes. The schema and its migrations are in ``bot.schema``.
 
-A file that is not a readable SQLite database (damaged disk, a stray file at that path) is
-moved aside with a clear log line and a fresh one started: the bot keeps answering from its
-index, and only the log of past questions is set apart for whoever wants to look at it.
+SQLite runs in WAL mode with synchronous commits, so a recorded update survives a power
+cut. A SQLite file that is not a readable database (damaged disk, a stray file at that
+path) is moved aside with a clear log line and a fresh one started: the bot keeps answering
+from its index, and only the log of past questions is set apart for whoever wants it.
+A PostgreSQL server that cannot be reached is an error to fix, said as such.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.schema import MIGRATIONS, version_table
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
 
-#: The schema, one script per version; ``PRAGMA user_version`` says how many have run.
-MIGRATIONS = [
-    # 1: the update journal
-    """
-    CREATE TABLE updates (
-        bot_id    INTEGER NOT NULL,
-        update_id INTEGER NOT NULL,
-        payload   TEXT    NOT NULL,
-        received  REAL    NOT NULL,
-        attempts  INTEGER NOT NULL DEFAULT 0,
-        done      REAL,
-        PRIMARY KEY (bot_id, update_id)
-    );
-    CREATE INDEX updates_pending ON updates (bot_id, done);
-    """,
-    # 2: every question asked, and votes on the answers
-    """
-    CREATE TABLE questions (
-        id         INTEGER PRIMARY KEY,
-        asked      REAL    NOT NULL,
-        chat_id    INTEGER NOT NULL,
-        chat_type  TEXT    NOT NULL,
-        language   TEXT    NOT NULL,
-        question   TEXT    NOT NULL,
-        answered   INTEGER NOT NULL,
-        confidence REAL    NOT NULL,
-        doc_id     TEXT,
-        paragraph  INTEGER,
-        sentence   TEXT,
-        passage    TEXT
-    );
-    CREATE INDEX questions_asked ON questions (asked);
-    CREATE TABLE votes (
-        question_id INTEGER NOT NULL REFERENCES questions (id) ON DELETE CASCADE,
-        user_id     INTEGER NOT NULL,
-        vote        INTEGER NOT NULL CHECK (vote IN (-1, 1)),
-        voted       REAL    NOT NULL,
-        PRIMARY KEY (question_id, user_id)
-    );
-    """,
-]
+Database = sa.Engine
 
 
-def open_database(path: Path) -> sqlite3.Connection:
-    """The database at ``path``, created or migrated to the current schema."""
+def open_database(url: str | Path) -> Database:
+    """The database at ``url``, created or migrated to the current schema: a SQLAlchemy URL
+    (``sqlite:///path`` or ``postgresql+psycopg://...``, as ``Settings.database_address``
+    gives) or the path of a SQLite file."""
+    if isinstance(url, Path) or url.startswith("sqlite:///"):
+        return _open_sqlite(Path(str(url).removeprefix("sqlite:///")))
+    try:
+        database = sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+        migrate(database)
+        return database
+    except (sa.exc.SQLAlchemyError, ImportError) as exc:
+        raise QabotError(
+            f"Cannot use the bot's database {sa.make_url(url).render_as_string(hide_password=True)} "
+            f"({describe_error(exc)}). Check QABOT_DATABASE_URL and that the server is running."
+        ) from None
+
+
+def insert(database: Database, table: sa.Table):
+    """An INSERT that can say ``ON CONFLICT``: both databases have the clause, SQLAlchemy
+    keeps it in each dialect's own module."""
+    dialect = postgresql if database.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def migrate(database: Database) -> None:
+    """Bring the schema up to date in one transaction; refuse one written by a newer qabot."""
+    with database.begin() as connection:
+        version = _version(connection)
+        if version > len(MIGRATIONS):
+            raise NewerSchema(
+                f"it has schema version {version}, newer than this qabot knows ({len(MIGRATIONS)})"
+            )
+        operations = Operations(MigrationContext.configure(connection))
+        for migration in MIGRATIONS[version:]:
+            migration(operations)
+        if version < len(MIGRATIONS):
+            connection.execute(version_table.delete())
+            connection.execute(version_table.insert().values(version=len(MIGRATIONS)))
+
+
+class NewerSchema(sa.exc.DatabaseError):
+    """The database was written by a newer qabot; it is left alone."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, None, Exception(message))
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _version(connection: sa.Connection) -> int:
+    """How many migrations have run (files from before ``qabot_schema`` kept the count in
+    ``PRAGMA user_version``)."""
+    if sa.inspect(connection).has_table(version_table.name):
+        return connection.execute(sa.select(version_table.c.version)).scalar() or 0
+    version_table.create(connection)
+    if connection.dialect.name == "sqlite":
+        return connection.exec_driver_sql("PRAGMA user_version").scalar() or 0
+    return 0
+
+
+def _open_sqlite(path: Path) -> Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return _open(path)
-    except sqlite3.DatabaseError as exc:
-        if "newer" in str(exc) or not path.exists():
+        return _sqlite(path)
+    except NewerSchema as exc:
+        raise _unusable(path, exc) from None
+    except sa.exc.DatabaseError as exc:
+        if not path.exists():
             raise _unusable(path, exc) from None
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         log.error(
             "The bot's database %s cannot be read (%s); it was moved to %s and a new one "
             "started. Answers are not affected; the log of past questions is in that file.",
-            path, exc, aside,
+            path, describe_error(exc), aside,
         )
         path.rename(aside)
         for suffix in ("-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
         try:
-            return _open(path)
-        except (OSError, sqlite3.Error) as again:
+            return _sqlite(path)
+        except (OSError, sa.exc.SQLAlchemyError) as again:
             raise _unusable(path, again) from None
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sa.exc.SQLAlchemyError) as exc:
         raise _unusable(path, exc) from None
 
 
-def _open(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False)
-    db.execute("PRAGMA journal_mode = WAL")
-    # FULL: a recorded update survives a power cut, not only a killed process.
-    db.execute("PRAGMA synchronous = FULL")
-    db.execute("PRAGMA busy_timeout = 5000")
-    db.execute("PRAGMA foreign_keys = ON")
-    _migrate(db)
-    return db
+def _sqlite(path: Path) -> Database:
+    database = sa.create_engine(
+        f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 5}
+    )
+    sa.event.listen(database, "connect", _sqlite_pragmas)
+    # pysqlite opens transactions late and never for DDL; SQLAlchemy's documented fix is to
+    # begin them here (dialects/sqlite.html, "transactional DDL"), so a migration is one
+    # transaction. IMMEDIATE takes the write lock at the start: a transaction that reads,
+    # then writes (a vote) would otherwise fail at once with "database is locked" when
+    # another connection wrote in between, instead of waiting its turn (busy_timeout).
+    sa.event.listen(
+        database, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE")
+    )
+    try:
+        migrate(database)
+    except BaseException:
+        database.dispose()
+        raise
+    return database
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring the schema up to date; refuse a database written by a newer qabot."""
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if version > len(MIGRATIONS):
-        raise sqlite3.DatabaseError(
-            f"it has schema version {version}, newer than this qabot knows ({len(MIGRATIONS)})"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        db.executescript(f"BEGIN; {script} PRAGMA user_version = {number}; COMMIT;")
+def _sqlite_pragmas(connection, _record) -> None:
+    connection.isolation_level = None  # transactions are begun by the "begin" event
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = FULL")  # a recorded update survives a power cut
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 5000")
+    cursor.close()
+
+
+def describe_error(exc: Exception) -> str:
+    """The driver's own words, without SQLAlchemy's statement dump and help link."""
+    original = getattr(exc, "orig", None) or exc
+    return str(original).strip().splitlines()[0]
 
 
 def _unusable(path: Path, exc: Exception) -> QabotError:
     return QabotError(
-        f"Cannot open the bot's database {path} ({exc}). Check that its folder is writable, "
-        "or point QABOT_DATABASE at a file that can be."
+        f"Cannot open the bot's database {path} ({describe_error(exc)}). Check that its folder is "
+        "writable, or point QABOT_DATABASE at a file that can be."
     )

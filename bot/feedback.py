@@ -12,10 +12,13 @@ A vote is one per user per answer and can be changed. ``/stats`` summarises it f
 from __future__ import annotations
 
 import enum
-import sqlite3
 import time
 from dataclasses import dataclass
 
+import sqlalchemy as sa
+
+from bot.database import Database, insert
+from bot.schema import questions, votes
 from index.retrieval.engine import Answer
 
 DAY = 24 * 3600
@@ -49,10 +52,10 @@ class Stats:
 
 
 class FeedbackStore:
-    """The question log and the votes, over an open database connection."""
+    """The question log and the votes, in the bot's database (``bot.database``)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     def record(self, chat_id: int, chat_type: str, language: str, answer: Answer) -> int:
         """Log a question and its outcome; returns its id (what vote buttons carry)."""
@@ -60,85 +63,101 @@ class FeedbackStore:
         sentence = ""
         if top is not None and top.highlight:
             sentence = top.passage.text[top.highlight[0] : top.highlight[1]]
-        with self._db:
-            cursor = self._db.execute(
-                "INSERT INTO questions (asked, chat_id, chat_type, language, question, answered,"
-                " confidence, doc_id, paragraph, sentence, passage)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    time.time(), chat_id, chat_type, language, answer.question,
-                    int(answer.answered), float(answer.confidence),
-                    top.passage.doc_id if top else None, top.passage.paragraph if top else None,
-                    sentence or None, top.passage.text if top else None,
-                ),
-            )
-        return int(cursor.lastrowid)
+        row = {
+            "asked": time.time(), "chat_id": chat_id, "chat_type": chat_type,
+            "language": language, "question": answer.question,
+            "answered": int(answer.answered), "confidence": float(answer.confidence),
+            "doc_id": top.passage.doc_id if top else None,
+            "paragraph": top.passage.paragraph if top else None,
+            "sentence": sentence or None, "passage": top.passage.text if top else None,
+        }
+        with self._database.begin() as connection:
+            return connection.execute(
+                questions.insert().values(row).returning(questions.c.id)
+            ).scalar_one()
 
     def vote(self, question_id: int, chat_id: int, user_id: int, value: int) -> Vote:
         """Record ``user_id``'s vote (+1 or -1) on an answer given in ``chat_id``."""
-        row = self._db.execute(
-            "SELECT chat_id FROM questions WHERE id = ?", (question_id,)
-        ).fetchone()
-        if row is None:
-            return Vote.UNKNOWN
-        if row[0] != chat_id:
-            return Vote.FOREIGN
-        before = self._db.execute(
-            "SELECT vote FROM votes WHERE question_id = ? AND user_id = ?", (question_id, user_id)
-        ).fetchone()
-        if before is not None and before[0] == value:
-            return Vote.SAME
-        with self._db:
-            self._db.execute(
-                "INSERT INTO votes (question_id, user_id, vote, voted) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (question_id, user_id) DO UPDATE SET vote = excluded.vote,"
-                " voted = excluded.voted",
-                (question_id, user_id, value, time.time()),
+        with self._database.begin() as connection:
+            asked_in = connection.execute(
+                sa.select(questions.c.chat_id).where(questions.c.id == question_id)
+            ).first()
+            if asked_in is None:
+                return Vote.UNKNOWN
+            if asked_in.chat_id != chat_id:
+                return Vote.FOREIGN
+            before = connection.execute(
+                sa.select(votes.c.vote).where(
+                    (votes.c.question_id == question_id) & (votes.c.user_id == user_id)
+                )
+            ).scalar()
+            if before == value:
+                return Vote.SAME
+            statement = insert(self._database, votes).values(
+                question_id=question_id, user_id=user_id, vote=value, voted=time.time()
             )
+            connection.execute(statement.on_conflict_do_update(
+                index_elements=[votes.c.question_id, votes.c.user_id],
+                set_={"vote": statement.excluded.vote, "voted": statement.excluded.voted},
+            ))
         return Vote.RECORDED if before is None else Vote.CHANGED
 
     def stats(self, now: float | None = None, top: int = 5) -> Stats:
         now = time.time() if now is None else now
         midnight = now - now % DAY
+        count = sa.func.count()
 
-        def count(since: float) -> int:
-            return self._db.execute(
-                "SELECT COUNT(*) FROM questions WHERE asked >= ?", (since,)
-            ).fetchone()[0]
+        def asked_since(since: float):
+            return sa.select(count).where(questions.c.asked >= since).scalar_subquery()
 
-        total = count(0)
-        answered = self._db.execute("SELECT COUNT(*) FROM questions WHERE answered").fetchone()[0]
-        declined = self._db.execute(
-            "SELECT question, COUNT(*) AS n, MAX(asked) AS latest FROM questions"
-            " WHERE NOT answered GROUP BY lower(trim(question))"
-            " ORDER BY n DESC, latest DESC LIMIT ?",
-            (top,),
-        ).fetchall()
-        disliked = self._db.execute(
-            "SELECT q.question, q.doc_id, q.paragraph, q.passage, COUNT(*) AS n"
-            " FROM votes v JOIN questions q ON q.id = v.question_id WHERE v.vote = -1"
-            " GROUP BY q.id ORDER BY n DESC, q.asked DESC LIMIT ?",
-            (top,),
-        ).fetchall()
+        key = sa.func.lower(sa.func.trim(questions.c.question))
+        declined = (
+            sa.select(sa.func.min(questions.c.question), count.label("n"))
+            .where(questions.c.answered == 0)
+            .group_by(key)
+            .order_by(sa.desc("n"), sa.func.max(questions.c.asked).desc())
+            .limit(top)
+        )
+        down = count.label("n")
+        disliked = (
+            sa.select(questions.c.question, questions.c.doc_id, questions.c.paragraph,
+                      questions.c.passage, down)
+            .join(votes, votes.c.question_id == questions.c.id)
+            .where(votes.c.vote == -1)
+            .group_by(questions.c.id)
+            .order_by(sa.desc("n"), questions.c.asked.desc())
+            .limit(top)
+        )
+        with self._database.connect() as connection:
+            today, week, total, answered = connection.execute(sa.select(
+                asked_since(midnight), asked_since(now - 7 * DAY), asked_since(0),
+                sa.select(count).where(questions.c.answered == 1).scalar_subquery(),
+            )).one()
+            declined_rows = connection.execute(declined).all()
+            disliked_rows = connection.execute(disliked).all()
         return Stats(
-            today=count(midnight),
-            week=count(now - 7 * DAY),
+            today=today,
+            week=week,
             total=total,
             answered=answered / total if total else 0.0,
-            declined=[(question, n) for question, n, _ in declined],
-            disliked=[tuple(row) for row in disliked],
+            declined=[(question, n) for question, n in declined_rows],
+            disliked=[tuple(row) for row in disliked_rows],
         )
 
     def liked(self, since: float = 0.0) -> list[dict]:
         """Answers voted up more than down, as ``qabot eval`` questions: the answering
         sentence is the answer string, the article the gold paragraph."""
-        rows = self._db.execute(
-            "SELECT q.id, q.language, q.question, q.sentence, q.passage, q.doc_id"
-            " FROM questions q JOIN votes v ON v.question_id = q.id"
-            " WHERE q.answered AND q.asked >= ? GROUP BY q.id HAVING SUM(v.vote) > 0"
-            " ORDER BY q.asked",
-            (since,),
-        ).fetchall()
+        query = (
+            sa.select(questions.c.id, questions.c.language, questions.c.question,
+                      questions.c.sentence, questions.c.passage, questions.c.doc_id)
+            .join(votes, votes.c.question_id == questions.c.id)
+            .where((questions.c.answered == 1) & (questions.c.asked >= since))
+            .group_by(questions.c.id)
+            .having(sa.func.sum(votes.c.vote) > 0)
+            .order_by(questions.c.asked)
+        )
+        with self._database.connect() as connection:
+            rows = connection.execute(query).all()
         return [
             {
                 "id": f"feedback-{qid}",
@@ -152,9 +171,14 @@ class FeedbackStore:
 
     def purge(self) -> int:
         """Delete every logged question and vote; returns how many questions there were."""
-        with self._db:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM questions").fetchone()
-            self._db.execute("DELETE FROM votes")
-            self._db.execute("DELETE FROM questions")
-        self._db.execute("VACUUM")
+        with self._database.begin() as connection:
+            count = connection.execute(sa.select(sa.func.count()).select_from(questions)).scalar()
+            connection.execute(votes.delete())
+            connection.execute(questions.delete())
+        if self._database.dialect.name == "sqlite":  # give the space back to the disk
+            raw = self._database.raw_connection()  # outside any transaction, as VACUUM needs
+            try:
+                raw.driver_connection.execute("VACUUM")
+            finally:
+                raw.close()
         return count

@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import sqlite3
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import Bot, Message, MessageEntity, Update
 from telegram.constants import ChatAction, ChatType
 from telegram.error import BadRequest, NetworkError, TelegramError
@@ -153,7 +153,7 @@ def _log_question(state: BotState, message: Message, result: Answer) -> int | No
         return state.feedback.record(
             message.chat_id, message.chat.type, detect_language(result.question), result
         )
-    except sqlite3.Error as exc:
+    except SQLAlchemyError as exc:
         log.error("Could not log a question in the bot's database: %s", exc)
         return None
 

@@ -1,27 +1,36 @@
-"""The update journal: every update Telegram hands over is written to SQLite before it is
-acknowledged, and crossed off once handled, so a bot killed mid-burst answers the rest
-after a restart.
+"""The update journal: every update Telegram hands over is written to the bot's database
+before it is acknowledged, and crossed off once handled, so a bot killed mid-burst answers
+the rest after a restart.
 
 Telegram forgets an update once the next ``getUpdates`` names a higher offset, which
 python-telegram-bot sends as soon as it has *received* a batch, long before the answers
 are out: a kill then lost every question still queued (160 of 200 in one test). Recording
-the batch first (``record``, called by ``bot.network.PollingRequest``) closes that gap.
+the batch first (``record``, called by ``bot.network.PollingRequest``, or by the webhook
+before it answers Telegram's POST) closes that gap.
 
 What can still happen is an answer twice: an update whose reply went out just before a
 kill, but was not yet crossed off, is answered again after the restart. ``claim`` makes
-sure one process handles an update once, and that a redelivered update already done is
-skipped. An update that was being handled during three crashes in a row is given up, so a
-question that crashes the bot cannot keep it in a restart loop.
+sure one replica handles an update once (it is one conditional UPDATE, so two replicas
+sharing a PostgreSQL journal cannot both win), and that a redelivered update already done
+is skipped. An update that was being handled during three crashes in a row is given up, so
+a question that crashes the bot cannot keep it in a restart loop.
+
+Replicas: each claim names its owner (``QABOT_REPLICA``, the host name by default). At
+start a replica takes back what it had claimed before it stopped, and what any replica
+claimed more than :data:`STALE_CLAIM_SECONDS` ago and never finished (that replica died).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 from typing import Any
 
+import sqlalchemy as sa
+
+from bot.database import Database, describe_error, insert
+from bot.schema import updates
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
@@ -31,87 +40,111 @@ log = logging.getLogger(__name__)
 KEEP_SECONDS = 24 * 3600
 #: Handling attempts after which an update is given up (each one ended in a crash).
 MAX_ATTEMPTS = 3
+#: A claim this old whose update is not done was left by a replica that stopped: another
+#: may take it over at its start. Answering takes milliseconds; a rebuild minutes.
+STALE_CLAIM_SECONDS = 600
+
 
 class UpdateJournal:
-    """The updates of one bot (``bot_id``) in the bot's database (``bot.database``)."""
+    """The updates of one bot (``bot_id``) in the bot's database, handled by ``owner``."""
 
-    def __init__(self, db: sqlite3.Connection, bot_id: int) -> None:
-        self._db = db
+    def __init__(self, database: Database, bot_id: int, owner: str = "local") -> None:
+        self._database = database
         self.bot_id = bot_id
+        self.owner = owner
         self._claimed: set[int] = set()
 
-    def record(self, updates: list[dict[str, Any]]) -> None:
-        """Write a batch fresh from ``getUpdates`` (one transaction), before it is
-        acknowledged. Updates seen before are left as they are. Raises QabotError if the
-        database cannot be written."""
+    def record(self, batch: list[dict[str, Any]]) -> set[int]:
+        """Write a batch fresh from Telegram (one transaction), before it is acknowledged;
+        returns the ids not seen before (a redelivery is left as it is). Raises QabotError
+        if the database cannot be written."""
+        if not batch:
+            return set()
         now = time.time()
-        rows = [(self.bot_id, u["update_id"], json.dumps(u), now) for u in updates]
+        rows = [
+            {"bot_id": self.bot_id, "update_id": u["update_id"], "payload": json.dumps(u),
+             "received": now}
+            for u in batch
+        ]
+        statement = (
+            insert(self._database, updates).on_conflict_do_nothing().returning(updates.c.update_id)
+        )
         try:
-            with self._db:
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO updates (bot_id, update_id, payload, received)"
-                    " VALUES (?, ?, ?, ?)",
-                    rows,
-                )
-        except sqlite3.Error as exc:
+            with self._database.begin() as connection:
+                return {
+                    row.update_id
+                    for chunk in _chunks(rows, 100)
+                    for row in connection.execute(statement.values(chunk))
+                }
+        except sa.exc.SQLAlchemyError as exc:
             raise QabotError(
-                f"could not record updates in the bot's database ({exc}); Telegram keeps "
-                "them until this works"
+                f"could not record updates in the bot's database ({describe_error(exc)}); Telegram "
+                "keeps them until this works"
             ) from exc
 
     def claim(self, update_id: int) -> bool:
-        """True if this process should handle the update now: it is not being handled
-        already and was not handled before (Telegram redelivers after a kill)."""
+        """True if this replica should handle the update now: nobody is handling it and it
+        was not handled before (Telegram redelivers after a kill, or to another replica)."""
         if update_id in self._claimed:
             return False
-        row = self._db.execute(
-            "SELECT done FROM updates WHERE bot_id = ? AND update_id = ?",
-            (self.bot_id, update_id),
-        ).fetchone()
-        if row is not None and row[0] is not None:
+        now = time.time()
+        mine = (updates.c.bot_id == self.bot_id) & (updates.c.update_id == update_id)
+        free = sa.or_(
+            updates.c.owner.is_(None),
+            updates.c.owner == self.owner,
+            updates.c.claimed < now - STALE_CLAIM_SECONDS,
+        )
+        with self._database.begin() as connection:
+            won = connection.execute(
+                updates.update()
+                .where(mine & updates.c.done.is_(None) & free)
+                .values(attempts=updates.c.attempts + 1, owner=self.owner, claimed=now)
+            ).rowcount
+            recorded = won or connection.execute(sa.select(updates.c.done).where(mine)).first()
+        if not won and recorded is not None:
             return False
-        self._claimed.add(update_id)
-        with self._db:
-            self._db.execute(
-                "UPDATE updates SET attempts = attempts + 1 WHERE bot_id = ? AND update_id = ?",
-                (self.bot_id, update_id),
-            )
+        self._claimed.add(update_id)  # claimed here, or never recorded (nothing to share)
         return True
 
     def done(self, update_id: int) -> None:
         """The update is handled (answered, ignored as chatter, or failed with a message)."""
-        with self._db:
-            self._db.execute(
-                "UPDATE updates SET done = ? WHERE bot_id = ? AND update_id = ?",
-                (time.time(), self.bot_id, update_id),
+        with self._database.begin() as connection:
+            connection.execute(
+                updates.update()
+                .where((updates.c.bot_id == self.bot_id) & (updates.c.update_id == update_id))
+                .values(done=time.time())
             )
         self._claimed.discard(update_id)
 
     def pending(self) -> list[dict[str, Any]]:
-        """Updates received but not handled, oldest first, for answering after a restart.
-        Drops what is too old to matter and gives up updates that crashed the bot."""
+        """Updates received but not handled that this replica may take, oldest first, for
+        answering after a (re)start. Drops what is too old to matter and gives up updates
+        that crashed the bot."""
         now = time.time()
-        mine = "bot_id = ? AND done IS NULL"
-        given_up = self._db.execute(
-            f"SELECT update_id FROM updates WHERE {mine} AND attempts >= ?",
-            (self.bot_id, MAX_ATTEMPTS),
-        ).fetchall()
-        with self._db:
-            self._db.execute(
-                "DELETE FROM updates WHERE bot_id = ? AND received < ?",
-                (self.bot_id, now - KEEP_SECONDS),
+        waiting = (updates.c.bot_id == self.bot_id) & updates.c.done.is_(None) & sa.or_(
+            updates.c.owner.is_(None),
+            updates.c.owner == self.owner,
+            updates.c.claimed < now - STALE_CLAIM_SECONDS,
+        )
+        crashed = waiting & (updates.c.attempts >= MAX_ATTEMPTS)
+        with self._database.begin() as connection:
+            given_up = connection.execute(sa.select(updates.c.update_id).where(crashed)).scalars().all()
+            connection.execute(
+                updates.delete().where(
+                    (updates.c.bot_id == self.bot_id) & (updates.c.received < now - KEEP_SECONDS)
+                )
             )
-            self._db.execute(
-                f"UPDATE updates SET done = ? WHERE {mine} AND attempts >= ?",
-                (now, self.bot_id, MAX_ATTEMPTS),
-            )
-        for (update_id,) in given_up:
+            connection.execute(updates.update().where(crashed).values(done=now))
+            payloads = connection.execute(
+                sa.select(updates.c.payload).where(waiting).order_by(updates.c.update_id)
+            ).scalars().all()
+        for update_id in given_up:
             log.warning(
                 "Giving up update %d: the bot stopped %d times while handling it",
                 update_id, MAX_ATTEMPTS,
             )
-        rows = self._db.execute(
-            f"SELECT payload FROM updates WHERE {mine} ORDER BY update_id",
-            (self.bot_id,),
-        ).fetchall()
-        return [json.loads(payload) for (payload,) in rows]
+        return [json.loads(payload) for payload in payloads]
+
+
+def _chunks(rows: list, size: int) -> list[list]:
+    return [rows[start : start + size] for start in range(0, len(rows), size)]

@@ -166,10 +166,10 @@ def cmd_feedback_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.database import open_database
     from bot.feedback import FeedbackStore
 
-    rows = FeedbackStore(open_database(settings.database_path)).liked(since=args.since or 0.0)
+    rows = FeedbackStore(open_database(settings.database_address)).liked(since=args.since or 0.0)
     for row in rows:
         print(json.dumps(row, ensure_ascii=False))
-    print(f"{len(rows)} liked answers exported from {settings.database_path}", file=sys.stderr)
+    print(f"{len(rows)} liked answers exported from {settings.database_label}", file=sys.stderr)
     return 0
 
 
@@ -179,13 +179,13 @@ def cmd_feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
 
     if not args.yes:
         try:
-            reply = input(f"Delete every question and vote logged in {settings.database_path}? [y/N] ")
+            reply = input(f"Delete every question and vote logged in {settings.database_label}? [y/N] ")
         except EOFError:  # no terminal to answer from
             reply = ""
         if reply.strip().lower() not in ("y", "yes"):
             print("Nothing deleted.")
             return 1
-    count = FeedbackStore(open_database(settings.database_path)).purge()
+    count = FeedbackStore(open_database(settings.database_address)).purge()
     print(f"Deleted {count} logged questions and their votes.")
     return 0
 

@@ -7,6 +7,8 @@ All configuration comes from environment variables with the defaults documented 
 from __future__ import annotations
 
 import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,16 @@ def _int_set(name: str) -> frozenset[int]:
     return frozenset(ids)
 
 
+def _database_url(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if value and not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")):
+        raise QabotError(
+            f"{name} must be a PostgreSQL URL such as postgresql://qabot:secret@db:5432/qabot "
+            "(or unset, for the SQLite file QABOT_DATABASE)."
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration. Build it with :meth:`from_env`; override fields in tests."""
@@ -87,6 +99,11 @@ class Settings:
     #: QABOT_DATABASE: the bot's SQLite file (updates not yet answered). None (unset):
     #: qabot.db beside the index folder, see :attr:`database_path`.
     database: Path | None = None
+    #: QABOT_DATABASE_URL: a PostgreSQL server instead of the file (postgresql://user:pw@host/db),
+    #: for webhook replicas that share one journal and question log.
+    database_url: str = field(default="", repr=False)
+    #: QABOT_REPLICA: this bot process's name in the shared journal. Default: the host name.
+    replica: str = field(default_factory=socket.gethostname)
 
     def __post_init__(self) -> None:
         """Checks that need two settings at once (also after ``dataclasses.replace``)."""
@@ -114,6 +131,20 @@ class Settings:
         (``data/qabot.db`` by default), so that one volume holds both."""
         return self.database or self.index_dir.parent / "qabot.db"
 
+    @property
+    def database_address(self) -> str:
+        """The SQLAlchemy URL of the bot's database: QABOT_DATABASE_URL with PostgreSQL's
+        driver made explicit (psycopg 3), else the SQLite file at :attr:`database_path`."""
+        for prefix in ("postgresql://", "postgres://"):
+            if self.database_url.startswith(prefix):
+                return "postgresql+psycopg://" + self.database_url.removeprefix(prefix)
+        return self.database_url or f"sqlite:///{self.database_path}"
+
+    @property
+    def database_label(self) -> str:
+        """Where the database is, for messages: the file, or the server's URL without its password."""
+        return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", self.database_url) or str(self.database_path)
+
     @classmethod
     def from_env(cls) -> "Settings":
         base = cls()
@@ -133,4 +164,6 @@ class Settings:
             admin_ids=_int_set("QABOT_ADMIN_IDS"),
             max_article_mb=_float("QABOT_MAX_ARTICLE_MB", base.max_article_mb),
             database=_path("QABOT_DATABASE", None),
+            database_url=_database_url("QABOT_DATABASE_URL"),
+            replica=os.environ.get("QABOT_REPLICA", "").strip() or base.replica,
         )

@@ -52,3 +52,25 @@ def engine(settings_with_index, embedder):
     from index.retrieval.engine import Engine
 
     return Engine.with_model(embedder, settings_with_index.index_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """A PostgreSQL server for the session (tests/servers.py): its admin URL."""
+    from servers import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """The bot's database, once as a SQLite file and once on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'qabot.db'}"
+    from qabot.settings import Settings
+    from servers import fresh_postgres_database
+
+    server = request.getfixturevalue("postgres_server_url")
+    name = "t" + "".join(c for c in request.node.name.lower() if c.isalnum())[-40:]
+    return Settings(database_url=fresh_postgres_database(server, name)).database_address

@@ -12,6 +12,7 @@ import random
 import signal
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from bot.app import ALLOWED_UPDATES, build_application, run
 from bot.handlers import MAX_QUESTION
 from bot.database import open_database
 from bot import followup as followup_module
-from bot.feedback import FeedbackStore
+from bot.feedback import FeedbackStore, Vote
 from bot.followup import FollowUps
 from bot.journal import UpdateJournal
 from bot.logs import MASK, RedactToken
@@ -721,43 +722,92 @@ async def test_a_send_whose_confirmation_was_lost_is_neither_repeated_nor_apolog
 # -- the update journal: nothing acknowledged is lost ------------------------------------
 
 
-def test_journal_hands_out_each_update_once_and_keeps_what_is_not_done(tmp_path):
-    db = open_database(tmp_path / "qabot.db")
+def test_journal_hands_out_each_update_once_and_keeps_what_is_not_done(database_url):
+    db = open_database(database_url)
     journal = UpdateJournal(db, bot_id=1)
-    journal.record([{"update_id": n, "message": {"text": f"q{n}"}} for n in (1, 2, 3)])
-    journal.record([{"update_id": 3, "message": {"text": "redelivered"}}])
+    batch = [{"update_id": n, "message": {"text": f"q{n}"}} for n in (1, 2, 3)]
+    assert journal.record(batch) == {1, 2, 3}
+    assert journal.record([{"update_id": 3, "message": {"text": "redelivered"}}]) == set()
     assert journal.claim(1) and not journal.claim(1)  # one handler at a time
     journal.done(1)
     assert journal.claim(2)
-    db.close()
+    db.dispose()
 
-    again = UpdateJournal(open_database(tmp_path / "qabot.db"), bot_id=1)  # a restart
+    again = UpdateJournal(open_database(database_url), bot_id=1)  # a restart
     assert [u["update_id"] for u in again.pending()] == [2, 3]
     assert again.pending()[1]["message"]["text"] == "q3"  # the first copy is kept
     assert not again.claim(1)  # Telegram redelivers what was done before the kill: skipped
-    other_bot = UpdateJournal(open_database(tmp_path / "qabot.db"), bot_id=2)
+    other_bot = UpdateJournal(open_database(database_url), bot_id=2)
     assert other_bot.pending() == []
 
 
-def test_journal_gives_up_an_update_that_crashed_the_bot_three_times(tmp_path, caplog):
-    path = tmp_path / "qabot.db"
-    UpdateJournal(open_database(path), bot_id=1).record([{"update_id": 7}, {"update_id": 8}])
+def test_journal_gives_up_an_update_that_crashed_the_bot_three_times(database_url, caplog):
+    UpdateJournal(open_database(database_url), bot_id=1).record([{"update_id": 7}, {"update_id": 8}])
     for _ in range(3):  # each run claims update 7 and is killed before it is done
-        db = open_database(path)
+        db = open_database(database_url)
         journal = UpdateJournal(db, bot_id=1)
         assert 7 in [u["update_id"] for u in journal.pending()]
         assert journal.claim(7)
-        db.close()
-    assert [u["update_id"] for u in UpdateJournal(open_database(path), bot_id=1).pending()] == [8]
+        db.dispose()
+    assert [u["update_id"] for u in UpdateJournal(open_database(database_url), bot_id=1).pending()] == [8]
     assert "Giving up update 7" in caplog.text
 
 
-def test_journal_forgets_updates_older_than_telegram_keeps_them(tmp_path, monkeypatch):
-    journal = UpdateJournal(open_database(tmp_path / "qabot.db"), bot_id=1)
+def test_journal_forgets_updates_older_than_telegram_keeps_them(database_url, monkeypatch):
+    journal = UpdateJournal(open_database(database_url), bot_id=1)
     journal.record([{"update_id": 1}])
     later = time.time() + journal_module.KEEP_SECONDS + 60
     monkeypatch.setattr(journal_module.time, "time", lambda: later)
     assert journal.pending() == []
+
+
+def test_replicas_sharing_a_journal_handle_each_update_once(database_url, monkeypatch):
+    """Two replicas race for every update of a burst (and its redeliveries); each update is
+    won by exactly one. A replica that stops mid-update gets it back at its restart; another
+    replica takes it over only once the claim is stale."""
+    first = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-a")
+    second = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-b")
+    batch = [{"update_id": n} for n in range(200)]
+    assert first.record(batch[:120]) | second.record(batch[80:]) == set(range(200))
+
+    def race(journal: UpdateJournal) -> list[int]:
+        return [n for n in range(200) if journal.claim(n)]
+
+    with ThreadPoolExecutor(2) as pool:
+        won = list(pool.map(race, [first, second]))
+    assert sorted(won[0] + won[1]) == list(range(200))  # each once
+    for n in won[0][:-1]:
+        first.done(n)
+    for n in won[1]:
+        second.done(n)
+    left = won[0][-1]  # replica a stopped while handling this one
+    assert UpdateJournal(open_database(database_url), bot_id=1, owner="replica-b").pending() == []
+    restarted = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-a")
+    assert [u["update_id"] for u in restarted.pending()] == [left]
+    later = time.time() + journal_module.STALE_CLAIM_SECONDS + 1
+    monkeypatch.setattr(journal_module.time, "time", lambda: later)
+    taker = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-b")
+    assert [u["update_id"] for u in taker.pending()] == [left] and taker.claim(left)
+
+
+def test_questions_and_votes_from_many_chats_at_once_are_all_kept(database_url):
+    store = FeedbackStore(open_database(database_url))
+    answer = Answer("What is built in Qingshan?", False, [])
+
+    def chat(chat_id: int) -> list[Vote]:
+        ids = [store.record(chat_id, "group", "en", answer) for _ in range(10)]
+        return [store.vote(i, chat_id, chat_id * 10, 1) for i in ids] + [
+            store.vote(ids[0], chat_id, chat_id * 10, -1), store.vote(ids[0], chat_id + 1, 1, 1)
+        ]
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(chat, range(1, 41)))
+    assert all(o[:10] == [Vote.RECORDED] * 10 and o[10:] == [Vote.CHANGED, Vote.FOREIGN]
+               for o in outcomes)
+    stats = store.stats()
+    assert stats.total == 400 and stats.answered == 0.0
+    assert stats.declined == [("What is built in Qingshan?", 400)]
+    assert len(stats.disliked) == 5 and all(row[-1] == 1 for row in stats.disliked)
 
 
 def test_a_database_that_cannot_be_used_is_said_in_one_clear_line(tmp_path):
@@ -769,6 +819,38 @@ def test_a_database_that_cannot_be_used_is_said_in_one_clear_line(tmp_path):
         db.execute("PRAGMA user_version = 99")
     with pytest.raises(QabotError, match="schema version 99"):
         open_database(newer)
+
+
+def test_an_unreachable_postgresql_server_is_said_without_its_password():
+    url = Settings(database_url="postgresql://qabot:S3cret-pw@127.0.0.1:9/qabot").database_address
+    with pytest.raises(QabotError) as caught:
+        open_database(url)
+    message = str(caught.value)
+    assert message.startswith("Cannot use the bot's database postgresql+psycopg://qabot:***@127.0.0.1:9/qabot (")
+    assert "QABOT_DATABASE_URL" in message and "S3cret" not in message
+
+
+def test_a_sqlite_file_from_before_the_schema_table_is_migrated_keeping_its_log(tmp_path):
+    path = tmp_path / "qabot.db"
+    with sqlite3.connect(path) as old:  # what the previous release wrote (PRAGMA user_version 2)
+        old.executescript(
+            "CREATE TABLE updates (bot_id INTEGER NOT NULL, update_id INTEGER NOT NULL,"
+            " payload TEXT NOT NULL, received REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            " done REAL, PRIMARY KEY (bot_id, update_id));"
+            "CREATE TABLE questions (id INTEGER PRIMARY KEY, asked REAL NOT NULL, chat_id INTEGER"
+            " NOT NULL, chat_type TEXT NOT NULL, language TEXT NOT NULL, question TEXT NOT NULL,"
+            " answered INTEGER NOT NULL, confidence REAL NOT NULL, doc_id TEXT, paragraph INTEGER,"
+            " sentence TEXT, passage TEXT);"
+            "CREATE TABLE votes (question_id INTEGER NOT NULL, user_id INTEGER NOT NULL, vote"
+            " INTEGER NOT NULL, voted REAL NOT NULL, PRIMARY KEY (question_id, user_id));"
+            f"INSERT INTO updates VALUES (1, 5, '{{\"update_id\": 5}}', {time.time()}, 0, NULL);"
+            f"INSERT INTO questions VALUES (1, {time.time()}, 7, 'private', 'en', 'q?', 0, 0.1,"
+            " NULL, NULL, NULL, NULL);"
+            "PRAGMA user_version = 2;"
+        )
+    database = open_database(path)
+    assert FeedbackStore(database).stats().total == 1
+    assert [u["update_id"] for u in UpdateJournal(database, bot_id=1).pending()] == [5]
 
 
 def test_a_damaged_database_is_set_aside_and_a_fresh_one_started(tmp_path, caplog):

@@ -702,7 +702,7 @@ def buttons(message: dict) -> dict[str, str]:
 async def test_an_admin_adds_a_pdf_and_removes_it_again_after_confirming(
     telegram, small_corpus, engine
 ):
-    from tests.pdf_files import make_pdf
+    from pdf_files import make_pdf
 
     question = "How many nacelles does the Xiangtan plant build a year?"
     async with start_bot(small_corpus, engine) as application:

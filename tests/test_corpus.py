@@ -514,7 +514,7 @@ def test_an_article_over_the_size_limit_is_skipped_with_a_warning(tmp_path: Path
 # -- PDF articles ------------------------------------------------------------------------
 
 def test_a_pdf_article_is_read_paragraph_by_paragraph(tmp_path: Path) -> None:
-    from tests.pdf_files import make_pdf
+    from pdf_files import make_pdf
 
     first = (
         "Wuhan's Optics Valley hosts more than 16,000 companies in optoelectronics, and the "
@@ -542,7 +542,7 @@ def test_a_pdf_article_is_read_paragraph_by_paragraph(tmp_path: Path) -> None:
 
 
 def test_pdfs_without_readable_text_are_skipped_with_the_reason(tmp_path: Path) -> None:
-    from tests.pdf_files import make_pdf
+    from pdf_files import make_pdf
 
     (tmp_path / "scan.pdf").write_bytes(make_pdf([[]]))
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not a PDF body")

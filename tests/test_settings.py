@@ -52,3 +52,15 @@ def test_the_bots_database_lives_beside_the_index_unless_named(monkeypatch, tmp_
     assert Settings.from_env().database_path == tmp_path / "volume" / "qabot.db"
     monkeypatch.setenv("QABOT_DATABASE", str(tmp_path / "elsewhere.sqlite"))
     assert Settings.from_env().database_path == tmp_path / "elsewhere.sqlite"
+
+
+def test_a_postgresql_database_url_is_read_checked_and_never_shown_with_its_password(monkeypatch):
+    monkeypatch.setenv("QABOT_DATABASE_URL", "postgresql://qabot:pw@db:5432/qabot")
+    settings = Settings.from_env()
+    assert settings.database_address == "postgresql+psycopg://qabot:pw@db:5432/qabot"
+    assert settings.database_label == "postgresql://qabot:***@db:5432/qabot"
+    assert "pw" not in repr(settings)
+    monkeypatch.setenv("QABOT_DATABASE_URL", "mysql://root:pw@db/qabot")
+    with pytest.raises(QabotError, match="QABOT_DATABASE_URL must be a PostgreSQL URL") as caught:
+        Settings.from_env()
+    assert "pw" not in str(caught.value)

@@ -1,0 +1,79 @@
+"""Real servers the tests need, started on loopback for the test session and stopped after.
+
+PostgreSQL comes from Debian's ``postgresql`` package (``.ci/run`` installs it). Each server
+lives in a temporary folder, listens on 127.0.0.1 on a free port, and is stopped in the
+fixture's teardown; every wait is bounded. A server that is not installed fails the test
+in CI (``CI=true``: the run must install it) and skips it with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(what: str, install: str) -> None:
+    """Fail in CI, skip elsewhere: ``what`` is not installed."""
+    message = f"{what} is not installed here ({install})"
+    if IN_CI:
+        pytest.fail(message + "; .ci/run must install it", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server of our own: yields the URL of its ``postgres`` database as the
+    superuser ``qabot`` (trust authentication, loopback only)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        missing("PostgreSQL", "apt-get install postgresql")
+    bin_dir = Path(found[-1]).parent
+    as_owner: list[str] = []
+    folder = Path(tempfile.mkdtemp(prefix="qabot-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as its own user
+        shutil.chown(folder, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data, port = folder / "data", free_port()
+
+    def run(*command: str, timeout: float = 60) -> None:
+        subprocess.run([*as_owner, *command], check=True, capture_output=True, timeout=timeout)
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "qabot", "-A", "trust", "--no-sync")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"),
+        "-w", "-t", "30", "start")
+    try:
+        yield f"postgresql://qabot@127.0.0.1:{port}/postgres"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_postgres_database(server_url: str, name: str) -> str:
+    """A new, empty database on the server at ``server_url``; returns its URL."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server_url.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
