@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -36,6 +37,7 @@ from bot.paging import CALLBACK_PATTERN, VOTE_PATTERN
 from bot.reindex import reindex
 from bot.state import BotState, state_in
 from bot.watch import WATCH_INTERVAL, follow_rebuilds
+from bot.webhook import serve_webhook
 from index.build import corpus_changes
 from index.retrieval.engine import Engine
 from qabot.engine import load_engine
@@ -252,9 +254,10 @@ async def register_commands(application: Application) -> None:
 
 
 def run(settings: Settings) -> None:
-    """``qabot run``: load the engine once, then long-poll Telegram until stopped."""
+    """``qabot run``: load the engine once, then long-poll Telegram (or serve the webhook,
+    when QABOT_WEBHOOK_URL is set) until stopped."""
     require_token(settings)
-    logs.configure(settings.telegram_token)
+    logs.configure(settings.telegram_token, settings.webhook_secret, _password(settings.database_url))
     log.info("Loading the model and the index from %s", settings.index_dir)
     engine = load_engine(settings)
     stale = corpus_changes(engine.corpus, settings.corpus_dir)
@@ -266,8 +269,10 @@ def run(settings: Settings) -> None:
     application = build_application(settings, engine)
     log.info("Starting the bot; %d articles indexed", len(engine.documents))
     try:
-        # bootstrap_retries=-1: if Telegram is unreachable at start, keep trying.
-        application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
+        if settings.webhook_url:
+            asyncio.run(serve_webhook(application, settings, ALLOWED_UPDATES))
+        else:  # bootstrap_retries=-1: if Telegram is unreachable at start, keep trying.
+            application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
     except InvalidToken:
         # PTB's own message quotes the token; this one doesn't. (A token revoked mid-run
         # raises here too, from the last getUpdates of the shutdown: said below.)
@@ -282,3 +287,8 @@ def run(settings: Settings) -> None:
             "running (revoked in BotFather, or the bot was deleted). Set the new token and start "
             "the bot again."
         )
+
+
+def _password(database_url: str) -> str:
+    """The password in a database URL (to keep out of the logs), or ""."""
+    return urlsplit(database_url).password or "" if database_url else ""

@@ -242,6 +242,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.warning("Telegram did not confirm a reply for %s (%s)", _describe(update), error)
         return
     log.error("Failed to handle %s", _describe(update), exc_info=error)
+    state_of(context).metrics.errors.inc()
     if not isinstance(update, Update) or update.effective_message is None:
         return
     lang = _language(update)

@@ -43,8 +43,9 @@ def quiet_http_client() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def configure(token: str) -> None:
-    """Show the bot's own INFO lines, and redact the token on every output handler."""
+def configure(token: str, *secrets: str) -> None:
+    """Show the bot's own INFO lines, and redact the token (and ``secrets``: the webhook's,
+    the database password) on every output handler."""
     bot_logger = logging.getLogger("bot")
     if bot_logger.getEffectiveLevel() > logging.INFO:
         bot_logger.setLevel(logging.INFO)
@@ -52,4 +53,6 @@ def configure(token: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in root.handlers:
-        handler.addFilter(RedactToken(token))
+        for secret in (token, *secrets):
+            if secret:
+                handler.addFilter(RedactToken(secret))

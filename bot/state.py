@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from telegram import User
@@ -11,6 +12,7 @@ from telegram.ext import CallbackContext
 from bot.fairness import QuestionLimiter
 from bot.feedback import FeedbackStore
 from bot.followup import FollowUps
+from bot.metrics import Metrics
 from bot.paging import ResultCache
 from index.retrieval.engine import Answer, Engine
 from qabot.settings import Settings
@@ -36,13 +38,18 @@ class BotState:
     #: Each user's latest inline query id (bot.inline debounces typing with it).
     inline_latest: dict[int, str] = field(default_factory=dict)
     rebuilding: bool = False
+    #: What /metrics shows (bot.metrics).
+    metrics: Metrics = field(default_factory=Metrics)
     #: The task that follows rebuilds made outside the bot (bot.watch), while running.
     watcher: asyncio.Task | None = None
 
     async def ask(self, question: str, top_k: int, within: str | None = None) -> Answer:
         """Search off the event loop: embedding is CPU-bound and must not stall other chats.
         ``within``: the article a follow-up continues (bot.followup)."""
-        return await asyncio.to_thread(self.engine.ask, question, top_k, within=within)
+        started = time.perf_counter()
+        answer = await asyncio.to_thread(self.engine.ask, question, top_k, within=within)
+        self.metrics.answered(answer.answered, time.perf_counter() - started)
+        return answer
 
     def is_admin(self, user: User | None) -> bool:
         """Whether ``user`` may run admin commands (``QABOT_ADMIN_IDS``)."""
@@ -53,8 +60,10 @@ class BotState:
         self.engine = engine
         self.generation += 1
         self.results.clear()
+        self.metrics.serving(engine.generation)
 
     def install(self, bot_data: dict) -> None:
+        self.metrics.serving(self.engine.generation)
         bot_data[_KEY] = self
 
 

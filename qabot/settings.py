@@ -56,6 +56,29 @@ def _int_set(name: str) -> frozenset[int]:
     return frozenset(ids)
 
 
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+def _webhook_url(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if value and not re.match(r"https?://[^/\s]+(/\S*)?$", value):
+        raise QabotError(
+            f"{name} must be the public URL Telegram posts updates to, such as "
+            f"https://bot.example.com/telegram, not {value!r}."
+        )
+    return value
+
+
+def _listen(name: str, default: tuple[str, int]) -> tuple[str, int]:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise QabotError(f"{name} must be host:port, such as 0.0.0.0:8443, not {value!r}.")
+    return host.strip("[]"), int(port)
+
+
 def _database_url(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if value and not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")):
@@ -104,9 +127,22 @@ class Settings:
     database_url: str = field(default="", repr=False)
     #: QABOT_REPLICA: this bot process's name in the shared journal. Default: the host name.
     replica: str = field(default_factory=socket.gethostname)
+    #: QABOT_WEBHOOK_URL: the public HTTPS URL Telegram posts updates to; set, the bot runs
+    #: in webhook mode (bot.webhook) instead of long polling.
+    webhook_url: str = ""
+    #: QABOT_WEBHOOK_LISTEN: host:port the webhook server listens on. Default: 0.0.0.0:8443.
+    webhook_listen: tuple[str, int] = ("0.0.0.0", 8443)
+    #: QABOT_WEBHOOK_SECRET: what Telegram must send in X-Telegram-Bot-Api-Secret-Token.
+    webhook_secret: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         """Checks that need two settings at once (also after ``dataclasses.replace``)."""
+        if self.webhook_url and not _WEBHOOK_SECRET.fullmatch(self.webhook_secret):
+            raise QabotError(
+                "Webhook mode (QABOT_WEBHOOK_URL) needs QABOT_WEBHOOK_SECRET: 1 to 256 letters, "
+                "digits, _ or -, which Telegram sends with every update so that nobody else "
+                "can post to the bot. `openssl rand -hex 32` makes one."
+            )
         if not self.max_article_mb > 0:
             raise QabotError(f"QABOT_MAX_ARTICLE_MB must be above 0, not {self.max_article_mb:g}.")
         scale = {"hybrid": "a confidence", "dense": "a cosine similarity"}.get(self.retriever)
@@ -166,4 +202,7 @@ class Settings:
             database=_path("QABOT_DATABASE", None),
             database_url=_database_url("QABOT_DATABASE_URL"),
             replica=os.environ.get("QABOT_REPLICA", "").strip() or base.replica,
+            webhook_url=_webhook_url("QABOT_WEBHOOK_URL"),
+            webhook_listen=_listen("QABOT_WEBHOOK_LISTEN", base.webhook_listen),
+            webhook_secret=os.environ.get("QABOT_WEBHOOK_SECRET", "").strip(),
         )

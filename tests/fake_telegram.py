@@ -266,6 +266,11 @@ class FakeTelegram:
         self._runner: web.AppRunner | None = None
         self._closing = False
         self.port = 0
+        #: setWebhook's parameters while a webhook is set (then updates are POSTed to it).
+        self.webhook: dict | None = None
+        #: Every webhook POST: (update_id, HTTP status, or 0 when the connection failed).
+        self.deliveries: list[tuple[int, int]] = []
+        self._deliverer: asyncio.Task | None = None
 
     # -- running -------------------------------------------------------------------------
 
@@ -283,6 +288,10 @@ class FakeTelegram:
     async def __aexit__(self, *_: object) -> None:
         self._closing = True  # ends pending long polls, which cleanup() would wait for
         await self._notify()
+        if self._deliverer:
+            self._deliverer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deliverer
         if self._runner:
             await self._runner.cleanup()
 
@@ -507,9 +516,65 @@ class FakeTelegram:
         return self.bot
 
     async def _api_deleteWebhook(self, _: dict) -> bool:
+        self.webhook = None
         return True
 
+    async def _api_setWebhook(self, params: dict) -> bool:
+        secret = params.get("secret_token") or ""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{0,256}", secret):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        if not params.get("url", "").startswith(("https://", "http://")):
+            raise ApiError(400, "Bad Request: bad webhook: an HTTPS URL must be provided")
+        self.webhook = params
+        if self._deliverer is None:
+            self._deliverer = asyncio.get_running_loop().create_task(self._deliver())
+        return True
+
+    def redeliver(self, update: dict) -> None:
+        """Send ``update`` again, as Telegram does when it did not see the webhook's answer."""
+        self._updates.append(update)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _deliver(self, connections: int = 8) -> None:
+        """POST queued updates to the webhook, up to ``connections`` at once (Telegram's
+        max_connections), each until it gets a 2xx; failures are retried after a pause."""
+        import aiohttp
+
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            in_flight: set[asyncio.Task] = set()
+            while not self._closing:
+                while self.webhook and self._updates and len(in_flight) < connections:
+                    update = self._updates.pop(0)
+                    in_flight.add(asyncio.create_task(self._post(session, update)))
+                if in_flight:
+                    done, in_flight = await asyncio.wait(in_flight, timeout=0.05,
+                                                         return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    async with self._changed:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(self._changed.wait(), 0.5)
+
+    async def _post(self, session, update: dict) -> None:
+        import aiohttp
+
+        headers = {"Content-Type": "application/json"}
+        if self.webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook["secret_token"]
+        try:
+            async with session.post(self.webhook["url"], data=json.dumps(update), headers=headers) as answer:
+                status = answer.status
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            status = 0
+        self.deliveries.append((update["update_id"], status))
+        if not 200 <= status < 300:
+            await asyncio.sleep(0.2)
+            self._updates.append(update)  # Telegram tries again later
+        await self._notify()
+
     async def _api_getUpdates(self, params: dict) -> list[dict]:
+        if self.webhook:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
+                           "use deleteWebhook to delete the webhook first")
         offset = int(params.get("offset") or 0)
         if offset:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]

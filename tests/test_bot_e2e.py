@@ -8,6 +8,7 @@ gets a fresh bot and a fresh fake server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from fake_telegram import FakeTelegram, parse_html, polling
@@ -25,6 +27,7 @@ from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
 from bot.database import open_database
 from bot.feedback import FeedbackStore
 from bot.render import close_results
+from bot.webhook import serve_webhook
 from index.build import build_index
 from index.store.generations import load_index
 from qabot.errors import QabotError
@@ -775,3 +778,74 @@ async def test_remove_asks_an_admin_first_and_ignores_anyone_else(telegram, smal
         assert "No passages found" in telegram.message(ADMIN, ask["message_id"])["text"]
         assert (small_corpus.corpus_dir / article.source_file).exists()
         assert application.bot_data["qabot"].generation == 0
+
+
+# -- webhook mode ------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def webhook_bot(settings, engine):
+    """The bot in webhook mode (as `qabot run` with QABOT_WEBHOOK_URL), on a free port."""
+    from servers import free_port
+
+    port = free_port()
+    settings = dataclasses.replace(
+        settings, webhook_url=f"http://127.0.0.1:{port}/telegram/hook",
+        webhook_listen=("127.0.0.1", port), webhook_secret="s3cret_-token",
+    )
+    application = build_application(settings, engine, network_backoff=0.05)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve_webhook(application, settings, ALLOWED_UPDATES, stop))
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):  # bounded: up in well under 10 s
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(base + "/healthz") as health:
+                    if health.status == 200:
+                        break
+            await asyncio.sleep(0.1)
+        try:
+            yield application, http, base
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, 30)
+
+
+@pytest.mark.asyncio
+async def test_webhook_mode_answers_signed_updates_once_and_refuses_the_rest(
+    telegram, bot_settings, engine
+):
+    async with webhook_bot(bot_settings, engine) as (application, http, base):
+        hook = telegram.webhook
+        assert hook["url"] == base + "/telegram/hook" and hook["secret_token"] == "s3cret_-token"
+        assert "callback_query" in hook["allowed_updates"]
+        async with http.get(base + "/healthz") as health:
+            assert health.status == 200
+
+        reader = telegram.user(61)
+        update = telegram.send(reader, EN_QUESTION)
+        [answer] = await telegram.replies(61, timeout=30)
+        assert "Yangtze" in answer["text"]
+        telegram.redeliver(update)  # Telegram did not see our 200 and sends it again
+        await telegram.wait_for(lambda: len(telegram.deliveries) == 2)
+        await telegram.quiet(0.5)
+        assert len(telegram.sent(61)) == 1 and telegram.deliveries[1] == (update["update_id"], 200)
+
+        forged = {"update_id": 999, "message": {**update["message"], "text": "/start"}}
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}):
+            async with http.post(base + "/telegram/hook", json=forged, headers=headers) as refused:
+                assert refused.status == 403
+        signed = {"X-Telegram-Bot-Api-Secret-Token": "s3cret_-token"}
+        async with http.post(base + "/telegram/hook", data=b"{not json", headers=signed) as bad:
+            assert bad.status == 400
+        await telegram.quiet(0.5)
+        assert len(telegram.sent(61)) == 1  # nothing answered the forged ones
+
+        async with http.get(base + "/metrics") as scraped:
+            metrics = await scraped.text()
+        assert scraped.headers["Content-Type"].startswith("text/plain")
+        assert 'qabot_questions_total{outcome="answered"} 1.0' in metrics
+        assert 'qabot_webhook_updates_total{result="redelivered"} 1.0' in metrics
+        assert 'qabot_webhook_updates_total{result="refused"} 3.0' in metrics
+        assert "qabot_answer_seconds_bucket" in metrics
+        assert f'qabot_index_info{{generation="{engine.generation}"}} 1.0' in metrics

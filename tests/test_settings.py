@@ -64,3 +64,21 @@ def test_a_postgresql_database_url_is_read_checked_and_never_shown_with_its_pass
     with pytest.raises(QabotError, match="QABOT_DATABASE_URL must be a PostgreSQL URL") as caught:
         Settings.from_env()
     assert "pw" not in str(caught.value)
+
+
+def test_webhook_mode_needs_a_secret_and_a_listen_address_it_can_use(monkeypatch):
+    monkeypatch.setenv("QABOT_WEBHOOK_URL", "https://bot.example.com/telegram")
+    with pytest.raises(QabotError, match="needs QABOT_WEBHOOK_SECRET"):
+        Settings.from_env()
+    monkeypatch.setenv("QABOT_WEBHOOK_SECRET", "abc_DEF-123")
+    monkeypatch.setenv("QABOT_WEBHOOK_LISTEN", "127.0.0.1:9000")
+    settings = Settings.from_env()
+    assert settings.webhook_listen == ("127.0.0.1", 9000) and "abc_DEF" not in repr(settings)
+    assert Settings().webhook_listen == ("0.0.0.0", 8443)
+    for wrong, message in [("QABOT_WEBHOOK_LISTEN", "host:port"), ("QABOT_WEBHOOK_URL", "public URL"),
+                           ("QABOT_WEBHOOK_SECRET", "QABOT_WEBHOOK_SECRET")]:
+        with monkeypatch.context() as patch:
+            patch.setenv(wrong, {"QABOT_WEBHOOK_LISTEN": "9000", "QABOT_WEBHOOK_URL": "bot.example.com",
+                                 "QABOT_WEBHOOK_SECRET": "has space"}[wrong])
+            with pytest.raises(QabotError, match=message):
+                Settings.from_env()
