@@ -1,5 +1,7 @@
 """Every question asked, and what readers thought of the answers: the loop that turns use
-into a better bot.
+into a better bot. Also what any replica needs to serve a press on an answer's buttons or a
+follow-up to it: the answer's results (rows in the index generation that found them), its
+reply language, and the message it was sent as.
 
 Stored in the bot's database (``bot.database``): for each question its time, the chat's id
 and type, its language, the question text itself (in groups only the text addressed to the
@@ -12,6 +14,7 @@ A vote is one per user per answer and can be changed. ``/stats`` summarises it f
 from __future__ import annotations
 
 import enum
+import json
 import time
 from dataclasses import dataclass
 
@@ -51,14 +54,31 @@ class Stats:
     disliked: list[tuple[str, str, int, str, int]]
 
 
+@dataclass(frozen=True)
+class StoredAnswer:
+    """An answer as logged: where it was given and its results, by index row."""
+
+    chat_id: int
+    #: The index generation whose rows ``results`` are.
+    generation: str
+    language: str
+    #: (row, score, highlight) of each hit, best first.
+    results: list[tuple[int, float, tuple[int, int] | None]]
+
+
 class FeedbackStore:
     """The question log and the votes, in the bot's database (``bot.database``)."""
 
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def record(self, chat_id: int, chat_type: str, language: str, answer: Answer) -> int:
-        """Log a question and its outcome; returns its id (what vote buttons carry)."""
+    def record(
+        self, chat_id: int, chat_type: str, language: str, answer: Answer, *,
+        reply_language: str = "en", generation: str = "",
+    ) -> int:
+        """Log a question and its outcome; returns its id (what the answer's buttons carry).
+        ``language``: the question's; ``reply_language``: the answer's labels;
+        ``generation``: the index that answered (its rows are stored for paging)."""
         top = answer.hits[0] if answer.answered and answer.hits else None
         sentence = ""
         if top is not None and top.highlight:
@@ -70,11 +90,53 @@ class FeedbackStore:
             "doc_id": top.passage.doc_id if top else None,
             "paragraph": top.passage.paragraph if top else None,
             "sentence": sentence or None, "passage": top.passage.text if top else None,
+            "reply_language": reply_language, "generation": generation,
+            "results": _results(answer),
         }
         with self._database.begin() as connection:
             return connection.execute(
                 questions.insert().values(row).returning(questions.c.id)
             ).scalar_one()
+
+    def sent_as(self, question_id: int, message_id: int) -> None:
+        """The answer to ``question_id`` went out as ``message_id`` (replies to it follow it up)."""
+        with self._database.begin() as connection:
+            connection.execute(
+                questions.update().where(questions.c.id == question_id).values(message_id=message_id)
+            )
+
+    def answer(self, question_id: int) -> StoredAnswer | None:
+        """The logged answer to ``question_id``, None if there is none (or no results)."""
+        query = sa.select(
+            questions.c.chat_id, questions.c.generation, questions.c.reply_language,
+            questions.c.results,
+        ).where(questions.c.id == question_id)
+        with self._database.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None or not row.results:
+            return None
+        results = [(r, s, (a, b) if a is not None else None) for r, s, a, b in json.loads(row.results)]
+        return StoredAnswer(row.chat_id, row.generation or "", row.reply_language or "en", results)
+
+    def article_answered_by(self, chat_id: int, message_id: int) -> str | None:
+        """The article of the answer sent as ``message_id`` in ``chat_id`` (a reply to it)."""
+        query = sa.select(questions.c.doc_id).where(
+            (questions.c.chat_id == chat_id) & (questions.c.message_id == message_id)
+        )
+        with self._database.connect() as connection:
+            return connection.execute(query).scalar()
+
+    def latest_article(self, chat_id: int, since: float) -> str | None:
+        """The article of the last answer sent in ``chat_id`` since ``since``, if any."""
+        query = (
+            sa.select(questions.c.doc_id)
+            .where((questions.c.chat_id == chat_id) & (questions.c.asked >= since)
+                   & questions.c.message_id.is_not(None) & (questions.c.answered == 1))
+            .order_by(questions.c.asked.desc())
+            .limit(1)
+        )
+        with self._database.connect() as connection:
+            return connection.execute(query).scalar()
 
     def vote(self, question_id: int, chat_id: int, user_id: int, value: int) -> Vote:
         """Record ``user_id``'s vote (+1 or -1) on an answer given in ``chat_id``."""
@@ -182,3 +244,14 @@ class FeedbackStore:
             finally:
                 raw.close()
         return count
+
+
+def _results(answer: Answer) -> str | None:
+    """The hits as JSON rows ``[row, score, start, end]``; None when declined or when a hit
+    has no index row (made outside an index)."""
+    if not answer.answered or not answer.hits or any(hit.row is None for hit in answer.hits):
+        return None
+    return json.dumps([
+        [hit.row, round(float(hit.score), 6), *(hit.highlight or (None, None))]
+        for hit in answer.hits
+    ])

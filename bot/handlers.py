@@ -19,7 +19,8 @@ from telegram.ext import ContextTypes
 from bot.fairness import Turn
 from bot.feedback import Vote
 from bot.i18n import Lang, choose_language, plain, text
-from bot.paging import Results, keyboard, parse_callback, parse_vote
+from bot.followup import continued
+from bot.paging import keyboard, parse_callback, parse_vote
 from bot.render import (
     PAGE_SIZE,
     page_count,
@@ -109,28 +110,34 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
         return
     with contextlib.suppress(TelegramError):  # "typing…" is a courtesy, not worth failing over
         await message.reply_chat_action(ChatAction.TYPING)
-    generation = state.generation
-    within = state.follow_ups.continued(
-        message.chat_id,
-        question,
-        private=message.chat.type == ChatType.PRIVATE,
-        replied_to=message.reply_to_message.message_id
-        if _replies_to_bot(message, context.bot) else None,
-    )
-    result = await state.ask(question, TOP_K, within)
-    question_id = _log_question(state, message, result)
+    engine = state.engine  # the one that answers, even if a rebuild is swapped in meanwhile
+    result = await state.ask(question, TOP_K, _continued_article(state, message, question, context.bot))
+    question_id = _log_question(state, message, result, lang, engine.generation)
     if not result.answered:
         await message.reply_html(render_decline(result.nearest, lang))
         return
     hits = tuple(result.hits)
-    key = None
-    if page_count(hits) > 1:
-        key = state.results.add(Results(generation, lang, hits, message.chat_id, question_id))
-    markup = keyboard(generation, key, 0, page_count(hits), lang, question_id)
     sent = await message.reply_html(
-        render_page(hits, 0, lang, state.engine.min_score), reply_markup=markup
+        render_page(hits, 0, lang, engine.min_score),
+        reply_markup=keyboard(question_id, 0, page_count(hits), lang),
     )
-    state.follow_ups.remember(message.chat_id, sent.message_id, hits[0].document.doc_id)
+    if question_id is not None:
+        with contextlib.suppress(SQLAlchemyError):  # only follow-ups by reply would miss it
+            state.feedback.sent_as(question_id, sent.message_id)
+
+
+def _continued_article(state: BotState, message: Message, question: str, bot: Bot) -> str | None:
+    """The article this question follows up (bot.followup); None if it stands alone, or if
+    the question log cannot be read (then it is answered on its own)."""
+    try:
+        return continued(
+            state.feedback, message.chat_id, question,
+            private=message.chat.type == ChatType.PRIVATE,
+            replied_to=message.reply_to_message.message_id if _replies_to_bot(message, bot) else None,
+        )
+    except SQLAlchemyError as exc:
+        log.error("Could not read the question log for a follow-up: %s", exc)
+        return None
 
 
 async def _may_ask(update: Update, state: BotState, lang: Lang) -> bool:
@@ -146,12 +153,15 @@ async def _may_ask(update: Update, state: BotState, lang: Lang) -> bool:
     return turn is Turn.ANSWER
 
 
-def _log_question(state: BotState, message: Message, result: Answer) -> int | None:
-    """The question in the question log (its id for the vote buttons), or None if the log
-    cannot be written: the answer goes out all the same."""
+def _log_question(
+    state: BotState, message: Message, result: Answer, lang: Lang, generation: str
+) -> int | None:
+    """The question in the question log (its id for the answer's buttons), or None if the
+    log cannot be written: the answer goes out all the same, without buttons."""
     try:
         return state.feedback.record(
-            message.chat_id, message.chat.type, detect_language(result.question), result
+            message.chat_id, message.chat.type, detect_language(result.question), result,
+            reply_language=lang, generation=generation,
         )
     except SQLAlchemyError as exc:
         log.error("Could not log a question in the bot's database: %s", exc)
@@ -164,26 +174,24 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     state = state_of(context)
     request = parse_callback(query.data)
     lang = choose_language(query.from_user.language_code)
-    if request is not None and request.generation != state.generation:
-        await query.answer(plain("stale", lang))
-        return
-    results = state.results.get(request.key) if request else None
-    if results is None or request.page >= page_count(results.hits):
+    stored = state.feedback.answer(request.question_id) if request else None
+    if stored is None or request.page >= page_count(stored.results):
         await query.answer(plain("expired", lang))
         return
-    if query.message is None or query.message.chat.id != results.chat_id:
-        # A key seen in one chat pressed from another (or an inline message): refuse.
+    if query.message is None or query.message.chat.id != stored.chat_id:
+        # An answer given in one chat, pressed from another (or an inline message): refuse.
         await query.answer(plain("foreign_button", lang), show_alert=True)
         return
+    engine = state.engine
+    if stored.generation != engine.generation:  # its rows belong to an index since rebuilt
+        await query.answer(plain("stale", lang))
+        return
     await query.answer()
-    pages = page_count(results.hits)
-    markup = keyboard(
-        request.generation, request.key, request.page, pages, results.language,
-        results.question_id,
-    )
+    hits = [engine.hit(row, score, highlight) for row, score, highlight in stored.results]
+    markup = keyboard(request.question_id, request.page, page_count(hits), stored.language)
     try:
         await query.edit_message_text(
-            render_page(results.hits, request.page, results.language, state.engine.min_score),
+            render_page(hits, request.page, stored.language, engine.min_score),
             reply_markup=markup,
         )
     except BadRequest as exc:

@@ -46,6 +46,11 @@ questions = sa.Table(
     sa.Column("paragraph", sa.Integer),
     sa.Column("sentence", sa.Text),
     sa.Column("passage", sa.Text),
+    # what paging and follow-ups need on any replica (migration 4)
+    sa.Column("reply_language", sa.Text),
+    sa.Column("generation", sa.Text),
+    sa.Column("results", sa.Text),
+    sa.Column("message_id", sa.BigInteger),
 )
 
 #: One vote per user per answer (``bot.feedback``).
@@ -106,9 +111,18 @@ def _update_owners(op: Operations) -> None:
     op.add_column("updates", sa.Column("claimed", sa.Float(53)))
 
 
+def _answers_for_any_replica(op: Operations) -> None:
+    op.add_column("questions", sa.Column("reply_language", sa.Text))
+    op.add_column("questions", sa.Column("generation", sa.Text))
+    op.add_column("questions", sa.Column("results", sa.Text))
+    op.add_column("questions", sa.Column("message_id", sa.BigInteger))
+    op.create_index("questions_answer_message", "questions", ["chat_id", "message_id"])
+
+
 #: The schema's history, oldest first; append, never edit one that has shipped.
 MIGRATIONS: list[Callable[[Operations], None]] = [
     _journal,  # 1: the update journal
     _questions_and_votes,  # 2: every question asked, and votes on the answers
     _update_owners,  # 3: which replica handles an update (webhook replicas share the journal)
+    _answers_for_any_replica,  # 4: an answer's results and message, for "More" and follow-ups
 ]

@@ -1,4 +1,4 @@
-"""What the running bot shares between handlers: the engine, its generation, recent results."""
+"""What the running bot shares between handlers: the engine, the question log, counters."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from telegram.ext import CallbackContext
 
 from bot.fairness import QuestionLimiter
 from bot.feedback import FeedbackStore
-from bot.followup import FollowUps
 from bot.metrics import Metrics
-from bot.paging import ResultCache
 from index.retrieval.engine import Answer, Engine
 from qabot.settings import Settings
 
@@ -28,11 +26,8 @@ class BotState:
     engine: Engine
     #: The question log and votes (bot.feedback).
     feedback: FeedbackStore
-    #: Bumped whenever a rebuilt index is swapped in; "More" buttons carry it.
+    #: Rebuilt indexes swapped in since the start.
     generation: int = 0
-    results: ResultCache = field(default_factory=ResultCache)
-    #: Which article recent answers came from, for follow-up questions.
-    follow_ups: FollowUps = field(default_factory=FollowUps)
     #: How many questions each user may ask per window (bot.fairness).
     limiter: QuestionLimiter = field(default_factory=QuestionLimiter)
     #: Each user's latest inline query id (bot.inline debounces typing with it).
@@ -59,7 +54,6 @@ class BotState:
         """Answer from ``engine`` from now on; results of the old index can no longer be paged."""
         self.engine = engine
         self.generation += 1
-        self.results.clear()
         self.metrics.serving(engine.generation)
 
     def install(self, bot_data: dict) -> None:

@@ -31,11 +31,11 @@ from bot.handlers import MAX_QUESTION
 from bot.database import open_database
 from bot import followup as followup_module
 from bot.feedback import FeedbackStore, Vote
-from bot.followup import FollowUps
+from bot.followup import continued
 from bot.journal import UpdateJournal
 from bot.logs import MASK, RedactToken
 from bot.network import RetryingRateLimiter, safe_to_repeat
-from bot.paging import ResultCache, Results, callback_data, keyboard, parse_callback
+from bot.paging import callback_data, keyboard, parse_callback
 from bot.render import (
     page_count,
     render_decline,
@@ -75,7 +75,9 @@ class TinyEngine:
     generation = "tiny"
 
     def __init__(self, hits: list[Hit], answered: bool = True) -> None:
-        self.hits, self.answered = hits, answered
+        # each hit is a row of this "index", as the real engine's are
+        self.hits = [dataclasses.replace(h, row=row) for row, h in enumerate(hits)]
+        self.answered = answered
         self.questions: list[str] = []
         self.within: list[str | None] = []
         self.documents = list({h.document.doc_id: h.document for h in hits}.values())
@@ -86,6 +88,9 @@ class TinyEngine:
         if question == "crash":
             raise RuntimeError("engine exploded")
         return Answer(question, self.answered, self.hits[:top_k])
+
+    def hit(self, row: int, score: float, highlight: tuple[int, int] | None = None) -> Hit:
+        return dataclasses.replace(self.hits[row], score=score, highlight=highlight)
 
 
 # -- languages and strings ---------------------------------------------------------------
@@ -299,31 +304,22 @@ def test_sources_are_split_under_the_limit():
 
 
 def test_callback_data_is_short_and_round_trips():
-    cache = ResultCache()
-    key = cache.add(Results(0, "en", ()))
-    data = callback_data(10**9, key, 99)
+    data = callback_data(10**12 - 1, 999)
     assert len(data.encode()) <= 64
     request = parse_callback(data)
-    assert (request.generation, request.key, request.page) == (10**9, key, 99)
+    assert (request.question_id, request.page) == (10**12 - 1, 999)
     assert parse_callback("x:1:2") is None and parse_callback(None) is None
-    assert parse_callback("p:" + "9" * 5000 + ":k:1") is None  # not ours, and no ValueError
-
-
-def test_result_cache_forgets_least_recently_used():
-    cache = ResultCache(capacity=2)
-    first = cache.add(Results(0, "en", ()))
-    second = cache.add(Results(0, "en", ()))
-    assert cache.get(first)  # now the most recent
-    cache.add(Results(0, "en", ()))
-    assert cache.get(second) is None and cache.get(first) and len(cache) == 2
+    assert parse_callback("p:" + "9" * 5000 + ":1") is None  # not ours, and no ValueError
+    assert parse_callback("p:1:k:1") is None  # the old format (a cache key): not served
 
 
 def test_keyboard_shows_back_and_more_where_there_is_somewhere_to_go():
-    assert keyboard(0, "k", 0, 1, "en") is None
+    assert keyboard(None, 0, 3, "en") is None  # not logged: no press could be served
     labels = lambda markup: [b.text for b in markup.inline_keyboard[0]]  # noqa: E731
-    assert labels(keyboard(0, "k", 0, 3, "en")) == ["More ›"]
-    assert labels(keyboard(0, "k", 1, 3, "zh")) == ["‹ 返回", "更多 ›"]
-    assert labels(keyboard(0, "k", 2, 3, "en")) == ["‹ Back"]
+    assert labels(keyboard(7, 0, 1, "en")) == ["👍", "👎"]
+    assert labels(keyboard(7, 0, 3, "en")) == ["👍", "👎", "More ›"]
+    assert labels(keyboard(7, 1, 3, "zh")) == ["👍", "👎", "‹ 返回", "更多 ›"]
+    assert labels(keyboard(7, 2, 3, "en")) == ["👍", "👎", "‹ Back"]
 
 
 # -- logging and network -----------------------------------------------------------------
@@ -648,9 +644,11 @@ async def test_expired_and_stale_buttons_get_a_polite_answer(telegram, tiny):
     telegram.send(user, "question")
     [reply] = await telegram.replies(12)
     data = reply["reply_markup"]["inline_keyboard"][0][-1]["callback_data"]  # More
-    telegram.press(user, reply, "p:0:unknownkey:1")
+    telegram.press(user, reply, "p:999999:1")  # no such question in the log
     await telegram.wait_for(lambda: telegram.calls_to("answerCallbackQuery"))
-    state.swap(engine)  # what a finished rebuild does
+    rebuilt = TinyEngine(engine.hits)
+    rebuilt.generation = "tiny-rebuilt"
+    state.swap(rebuilt)  # what a finished rebuild does
     telegram.press(user, reply, data)
     answers = await telegram.wait_for(
         lambda: (a := telegram.calls_to("answerCallbackQuery"))[1:] and a
@@ -986,23 +984,30 @@ async def test_stats_show_admins_what_is_asked_declined_and_voted_down(telegram,
     assert "answered one (1× 👎)\n  Title · ¶ 1: Passage." in text
 
 
-def test_which_questions_continue_an_earlier_answer(monkeypatch):
-    follow_ups = FollowUps()
-    follow_ups.remember(chat_id=1, message_id=10, document="steel")
-    follow_ups.remember(chat_id=1, message_id=11, document="port")
-    ask = follow_ups.continued
-    assert ask(1, "And its output?", private=True, replied_to=None) == "port"  # the last one
-    assert ask(1, "效率提高了多少？", private=True, replied_to=None) == "port"
-    assert ask(1, "How much will the Huanglian Port cargo throughput be every year?",
-               private=True, replied_to=None) is None  # a full question stands alone
-    assert ask(1, "And its output?", private=False, replied_to=None) is None  # groups: replies only
+def test_which_questions_continue_an_earlier_answer(database_url, engine, monkeypatch):
+    log = FeedbackStore(open_database(database_url))
+    steel = engine.ask("Which industries does Qingshan plan to grow?")
+    port = engine.ask("How much will the Huanglian Port cargo throughput be?")
+    log.sent_as(log.record(1, "private", "en", steel), message_id=10)
+    log.sent_as(log.record(1, "private", "en", port), message_id=11)
+    log.record(1, "private", "en", engine.ask("Who won the football world cup?"))  # declined
+    steel, port = steel.hits[0].document.doc_id, port.hits[0].document.doc_id
+    assert steel != port
+
+    def ask(chat_id: int, question: str, private: bool = True, replied_to: int | None = None):
+        return continued(log, chat_id, question, private=private, replied_to=replied_to)
+
+    assert ask(1, "And its output?") == port  # the last answer; declines do not count
+    assert ask(1, "效率提高了多少？") == port
+    assert ask(1, "How much will the Huanglian Port cargo throughput be every year?") is None
+    assert ask(1, "And its output?", private=False) is None  # groups: replies only
     assert ask(1, "A long question that replies to the first answer, so it continues it",
-               private=False, replied_to=10) == "steel"
-    assert ask(2, "And its output?", private=True, replied_to=None) is None  # another chat
-    later = time.monotonic() + followup_module.WINDOW_SECONDS + 1
-    monkeypatch.setattr(followup_module.time, "monotonic", lambda: later)
-    assert ask(1, "And its output?", private=True, replied_to=None) is None  # too late
-    assert ask(1, "And its output?", private=True, replied_to=11) == "port"  # a reply still is
+               private=False, replied_to=10) == steel
+    assert ask(2, "And its output?") is None  # another chat
+    later = time.time() + followup_module.WINDOW_SECONDS + 1
+    monkeypatch.setattr(followup_module.time, "time", lambda: later)
+    assert ask(1, "And its output?") is None  # too late
+    assert ask(1, "And its output?", replied_to=11) == port  # a reply still is
 
 
 # -- fairness under load -----------------------------------------------------------------

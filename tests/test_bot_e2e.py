@@ -784,14 +784,14 @@ async def test_remove_asks_an_admin_first_and_ignores_anyone_else(telegram, smal
 
 
 @contextlib.asynccontextmanager
-async def webhook_bot(settings, engine):
+async def webhook_bot(settings, engine, replica: str = "local"):
     """The bot in webhook mode (as `qabot run` with QABOT_WEBHOOK_URL), on a free port."""
     from servers import free_port
 
     port = free_port()
     settings = dataclasses.replace(
         settings, webhook_url=f"http://127.0.0.1:{port}/telegram/hook",
-        webhook_listen=("127.0.0.1", port), webhook_secret="s3cret_-token",
+        webhook_listen=("127.0.0.1", port), webhook_secret="s3cret_-token", replica=replica,
     )
     application = build_application(settings, engine, network_backoff=0.05)
     stop = asyncio.Event()
@@ -849,3 +849,46 @@ async def test_webhook_mode_answers_signed_updates_once_and_refuses_the_rest(
         assert 'qabot_webhook_updates_total{result="refused"} 3.0' in metrics
         assert "qabot_answer_seconds_bucket" in metrics
         assert f'qabot_index_info{{generation="{engine.generation}"}} 1.0' in metrics
+
+
+@pytest.mark.asyncio
+async def test_more_votes_and_follow_ups_work_whichever_replica_gets_them(
+    telegram, bot_settings, engine, monkeypatch
+):
+    """Two replicas share the database; Telegram's deliveries are routed to one, then the
+    other: the second serves presses and a follow-up on the first one's answer."""
+    from bot.state import BotState
+
+    asked_within = []
+    ask = BotState.ask
+
+    async def spy(self, question, top_k, within=None):
+        asked_within.append((question, within))
+        return await ask(self, question, top_k, within)
+
+    monkeypatch.setattr(BotState, "ask", spy)
+    async with webhook_bot(bot_settings, engine, "a") as (first, _, base_a), \
+            webhook_bot(bot_settings, engine, "b") as (second, _, base_b):
+        route = lambda base: telegram.webhook.update(url=base + "/telegram/hook")  # noqa: E731
+        reader = telegram.user(71)
+        route(base_a)
+        telegram.send(reader, "How many big industrial companies are in the light alloy park?")
+        [answer] = await telegram.replies(71, timeout=30)
+        more = buttons(answer)["More ›"]
+
+        route(base_b)
+        telegram.press(reader, answer, more)
+        page = await telegram.wait_for(
+            lambda: (m := telegram.message(71, answer["message_id"]))["text"].startswith("Results")
+            and m, timeout=30,
+        )
+        assert list(buttons(page)) == ["👍", "👎", "‹ Back", "More ›"]
+        telegram.press(reader, page, buttons(page)["👍"])
+        await telegram.wait_for(lambda: len(telegram.calls_to("answerCallbackQuery")) == 2)
+        assert telegram.calls_to("answerCallbackQuery")[1].params["text"].startswith("Thanks")
+        telegram.send(reader, "How much will its expansion cost?", reply_to=answer)
+        [*_, follow_up] = await telegram.replies(71, 2, timeout=30)
+        assert asked_within[-1] == ("How much will its expansion cost?", "jiulongpo-western-hydrogen-valley")
+        assert "2.75 billion" in follow_up["text"]  # alone, it finds another article
+        handled = [first.bot_data["qabot"].metrics, second.bot_data["qabot"].metrics]
+        assert [m.questions.labels("answered")._value.get() for m in handled] == [1, 1]

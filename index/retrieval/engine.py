@@ -294,17 +294,19 @@ class Engine:
             if key in seen:
                 continue
             seen.add(key)
-            hits.append(self._hit(pid, float(scores[i])))
+            hits.append(self.hit(pid, float(scores[i])))
             if len(hits) == top_k:
                 break
         return hits
 
-    def _hit(self, pid: int, score: float) -> Hit:
-        passage = self.stored.passages[pid]
+    def hit(self, row: int, score: float, highlight: tuple[int, int] | None = None) -> Hit:
+        """The hit for passage ``row`` of this index (also how an answer stored by its rows,
+        ``bot.feedback``, is read back)."""
+        passage = self.stored.passages[row]
         document = self.stored.documents.get(passage.doc_id) or Document(
             passage.doc_id, passage.doc_id
         )
-        return Hit(passage, document, score, row=pid)
+        return Hit(passage, document, score, highlight, row=row)
 
     def _highlight(
         self, pid: int, query: np.ndarray, lexical: LexicalQuery
