@@ -773,18 +773,20 @@ def test_replicas_sharing_a_journal_handle_each_update_once(database_url, monkey
 
     with ThreadPoolExecutor(2) as pool:
         won = list(pool.map(race, [first, second]))
-    assert sorted(won[0] + won[1]) == list(range(200))  # each once
-    for n in won[0][:-1]:
-        first.done(n)
-    for n in won[1]:
-        second.done(n)
-    left = won[0][-1]  # replica a stopped while handling this one
-    assert UpdateJournal(open_database(database_url), bot_id=1, owner="replica-b").pending() == []
-    restarted = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-a")
+    assert sorted(won[0] + won[1]) == list(range(200))  # each once (who wins is the race's)
+    stopped, other = (0, 1) if won[0] else (1, 0)
+    journals, owners = [first, second], ["replica-a", "replica-b"]
+    for n in won[stopped][:-1]:
+        journals[stopped].done(n)
+    for n in won[other]:
+        journals[other].done(n)
+    left = won[stopped][-1]  # this replica stopped while handling this one
+    assert UpdateJournal(open_database(database_url), bot_id=1, owner=owners[other]).pending() == []
+    restarted = UpdateJournal(open_database(database_url), bot_id=1, owner=owners[stopped])
     assert [u["update_id"] for u in restarted.pending()] == [left]
     later = time.time() + journal_module.STALE_CLAIM_SECONDS + 1
     monkeypatch.setattr(journal_module.time, "time", lambda: later)
-    taker = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-b")
+    taker = UpdateJournal(open_database(database_url), bot_id=1, owner=owners[other])
     assert [u["update_id"] for u in taker.pending()] == [left] and taker.claim(left)
 
 
