@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,3 +78,61 @@ def fresh_postgres_database(server_url: str, name: str) -> str:
         connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
     return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextmanager
+def nginx_proxy(upstreams: list[int]) -> Iterator[int]:
+    """Debian's nginx as a reverse proxy on loopback in front of ``upstreams`` (ports on
+    127.0.0.1), round robin, passing a request on to the next when one is down; yields its
+    port."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        missing("nginx", "apt-get install nginx")
+    folder = Path(tempfile.mkdtemp(prefix="qabot-nginx-"))
+    folder.chmod(0o777)  # its workers run as an unprivileged user and write temp files here
+    port = free_port()
+    servers = "\n".join(f"    server 127.0.0.1:{p} max_fails=0;" for p in upstreams)
+    temp = " ".join(f"{kind}_temp_path {folder}/{kind};" for kind in
+                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    (folder / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+  access_log off;
+  {temp}
+  upstream qabot {{
+{servers}
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://qabot;
+      proxy_next_upstream error timeout http_502 http_503;
+      proxy_set_header Host $host;
+    }}
+  }}
+}}
+""")
+    process = subprocess.Popen(
+        [nginx, "-p", str(folder), "-c", str(folder / "nginx.conf")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):  # bounded: nginx is up within milliseconds
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"nginx did not start: {process.stderr.read().decode()}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
