@@ -197,6 +197,29 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """The container's health check: in webhook mode the bot's own /healthz (200 once it
+    answers), else whether an index is in place for `qabot run` to load."""
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    from index.store.generations import current_generation
+
+    if settings.webhook_url:
+        host, port = settings.webhook_listen
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        try:
+            with urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:
+                healthy = response.status == 200
+        except (URLError, OSError):
+            healthy = False
+        print(f"webhook on port {port}: {'answering' if healthy else 'not answering'}")
+        return 0 if healthy else 1
+    generation = current_generation(settings.index_dir)
+    print(f"index {settings.index_dir}: {generation or 'missing'}")
+    return 0 if generation else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qabot",
@@ -277,6 +300,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start the Telegram bot (needs TELEGRAM_BOT_TOKEN)")
     run.set_defaults(command=cmd_run)
+    health = commands.add_parser(
+        "health", help="exit 0 if the bot can answer (the Docker health check)"
+    )
+    health.set_defaults(command=cmd_health)
     return parser
 
 

@@ -278,3 +278,11 @@ def test_liked_answers_export_as_a_question_file_that_eval_scores(
     code, out, _ = _run(capsys, "feedback", "purge", "--yes")
     assert code == 0 and "Deleted 4 logged questions" in out
     assert FeedbackStore(open_database(database)).stats().total == 0
+
+
+def test_health_says_whether_an_index_is_in_place_for_the_bot(cli_env, capsys, monkeypatch, tmp_path):
+    code, out, _ = _run(capsys, "health")
+    assert code == 0 and out.startswith(f"index {cli_env.index_dir}: gen-")
+    monkeypatch.setenv("QABOT_INDEX_DIR", str(tmp_path / "nothing-built-yet"))
+    code, out, _ = _run(capsys, "health")
+    assert code == 1 and out.strip().endswith(": missing")

@@ -91,6 +91,14 @@ async def test_two_webhook_replicas_behind_nginx_answer_every_update_once(
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
                 await _until_healthy(http, ports, log_path)
+                health = await asyncio.create_subprocess_exec(  # Docker's health check
+                    str(Path(sys.executable).with_name("qabot")), "health",
+                    env={**env, "QABOT_WEBHOOK_URL": "https://bot.example.com/hook",
+                         "QABOT_WEBHOOK_SECRET": SECRET, "QABOT_WEBHOOK_LISTEN": f"0.0.0.0:{ports[0]}"},
+                    stdout=asyncio.subprocess.PIPE,
+                )
+                assert (await health.communicate())[0].decode().startswith(f"webhook on port {ports[0]}: answering")
+                assert health.returncode == 0
                 await telegram.wait_for(lambda: telegram.webhook, timeout=30)
                 await _burst(telegram, http, ports, index_dir, log_path)
         finally:
