@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import InvalidToken, TelegramError
@@ -31,7 +33,7 @@ from bot.i18n import Lang
 from bot.inline import inline_query
 from bot.database import Database, open_database
 from bot.feedback import FeedbackStore
-from bot.journal import UpdateJournal
+from bot.journal import ADOPT_INTERVAL, UpdateJournal
 from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
 from bot.paging import CALLBACK_PATTERN, VOTE_PATTERN
 from bot.reindex import reindex
@@ -146,6 +148,8 @@ class JournaledApplication(Application):
         self.database = database
         #: Updates left for the next start because the bot was stopping.
         self.kept = 0
+        #: The task taking over updates other replicas left (``adopt``), while running.
+        self.adopter: asyncio.Task | None = None
 
     async def process_update(self, update: object) -> None:
         if not isinstance(update, Update):
@@ -162,11 +166,27 @@ class JournaledApplication(Application):
 
     async def resume(self) -> None:
         """Queue the updates received before the last stop that were not handled."""
-        pending = self.journal.pending()
+        pending = await asyncio.to_thread(self.journal.pending)
         if pending:
             log.info("Handling %d updates received before the last stop", len(pending))
         for payload in pending:
             await self.update_queue.put(Update.de_json(payload, self.bot))
+
+    async def adopt(self, interval: float = ADOPT_INTERVAL) -> None:
+        """Every ``interval`` s, queue updates recorded that long ago and never claimed (a
+        replica stopped with them queued); runs until cancelled. Ones this process is
+        handling are skipped by ``UpdateJournal.claim``."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                left = await asyncio.to_thread(self.journal.pending, time.time() - interval)
+            except SQLAlchemyError as exc:
+                log.warning("Could not look for updates other replicas left: %s", exc)
+                continue
+            if left:
+                log.info("Taking over %d updates another replica left unanswered", len(left))
+            for payload in left:
+                await self.update_queue.put(Update.de_json(payload, self.bot))
 
 
 def _stop_on_rejected_token(application: Application) -> None:
@@ -228,10 +248,14 @@ async def _start(application: JournaledApplication, watch_interval: float) -> No
     await register_commands(application)
     state = state_in(application.bot_data)
     state.watcher = asyncio.create_task(follow_rebuilds(state, watch_interval))
+    application.adopter = asyncio.create_task(application.adopt())
 
 
 async def _stop(application: JournaledApplication) -> None:
     state = state_in(application.bot_data)
+    if application.adopter is not None:
+        application.adopter.cancel()
+        application.adopter = None
     if state.watcher is not None:
         state.watcher.cancel()
         state.watcher = None

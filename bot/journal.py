@@ -18,6 +18,9 @@ a question that crashes the bot cannot keep it in a restart loop.
 Replicas: each claim names its owner (``QABOT_REPLICA``, the host name by default). At
 start a replica takes back what it had claimed before it stopped, and what any replica
 claimed more than :data:`STALE_CLAIM_SECONDS` ago and never finished (that replica died).
+While running, every :data:`ADOPT_INTERVAL` seconds it also takes updates that were
+recorded that long ago and never claimed: a replica stopped with them still queued (a
+stop lets only the updates in hand finish), and may not come back (scaled down).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ MAX_ATTEMPTS = 3
 #: A claim this old whose update is not done was left by a replica that stopped: another
 #: may take it over at its start. Answering takes milliseconds; a rebuild minutes.
 STALE_CLAIM_SECONDS = 600
+#: Seconds between looks for updates another replica recorded and left unclaimed.
+ADOPT_INTERVAL = 30.0
 
 
 class UpdateJournal:
@@ -116,16 +121,19 @@ class UpdateJournal:
             )
         self._claimed.discard(update_id)
 
-    def pending(self) -> list[dict[str, Any]]:
-        """Updates received but not handled that this replica may take, oldest first, for
-        answering after a (re)start. Drops what is too old to matter and gives up updates
-        that crashed the bot."""
+    def pending(self, received_before: float | None = None) -> list[dict[str, Any]]:
+        """Updates received (before ``received_before``, if given) but not handled that this
+        replica may take, oldest first, for answering after a (re)start or when another
+        replica left them. Drops what is too old to matter and gives up updates that crashed
+        the bot."""
         now = time.time()
         waiting = (updates.c.bot_id == self.bot_id) & updates.c.done.is_(None) & sa.or_(
             updates.c.owner.is_(None),
             updates.c.owner == self.owner,
             updates.c.claimed < now - STALE_CLAIM_SECONDS,
         )
+        if received_before is not None:
+            waiting = waiting & (updates.c.received < received_before)
         crashed = waiting & (updates.c.attempts >= MAX_ATTEMPTS)
         with self._database.begin() as connection:
             given_up = connection.execute(sa.select(updates.c.update_id).where(crashed)).scalars().all()

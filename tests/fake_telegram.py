@@ -335,6 +335,13 @@ class FakeTelegram:
         self._messages[(message["chat"]["id"], message["message_id"])] = message
         return self._push({"message": message})
 
+    def new_update(self, user: dict, text: str) -> dict:
+        """An update with a new private message from ``user``, *not* queued: for a load
+        generator that posts it to the bot's webhook itself."""
+        message = self._message(user, self.private_chat(user), text, None, {})
+        self._messages[(message["chat"]["id"], message["message_id"])] = message
+        return {"update_id": next(self._update_ids), "message": message}
+
     def edit(self, message: dict, text: str) -> dict:
         """The user edits their earlier ``message`` to ``text``."""
         edited = {

@@ -790,6 +790,16 @@ def test_replicas_sharing_a_journal_handle_each_update_once(database_url, monkey
     assert [u["update_id"] for u in taker.pending()] == [left] and taker.claim(left)
 
 
+def test_updates_a_stopped_replica_left_unclaimed_are_taken_over_once_old_enough(database_url):
+    gone = UpdateJournal(open_database(database_url), bot_id=1, owner="scaled-down")
+    gone.record([{"update_id": 1}, {"update_id": 2}])
+    gone.claim(2)  # it was handling this one: its claim is not stale yet
+    running = UpdateJournal(open_database(database_url), bot_id=1, owner="replica-b")
+    assert running.pending(received_before=time.time() - 30) == []  # just recorded: its recorder's
+    assert [u["update_id"] for u in running.pending(received_before=time.time() + 1)] == [1]
+    assert running.claim(1) and not gone.claim(1)
+
+
 def test_questions_and_votes_from_many_chats_at_once_are_all_kept(database_url):
     store = FeedbackStore(open_database(database_url))
     answer = Answer("What is built in Qingshan?", False, [])

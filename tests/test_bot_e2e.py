@@ -892,3 +892,31 @@ async def test_more_votes_and_follow_ups_work_whichever_replica_gets_them(
         assert "2.75 billion" in follow_up["text"]  # alone, it finds another article
         handled = [first.bot_data["qabot"].metrics, second.bot_data["qabot"].metrics]
         assert [m.questions.labels("answered")._value.get() for m in handled] == [1, 1]
+
+
+@pytest.mark.asyncio
+async def test_a_replica_answers_what_a_stopped_replica_left_in_the_journal(
+    telegram, bot_settings, engine
+):
+    """A replica stopped with an update recorded but not yet handled (and was not started
+    again): a running replica takes it over."""
+    from bot.journal import UpdateJournal
+
+    update = telegram.new_update(telegram.user(91), EN_QUESTION)
+    UpdateJournal(open_database(bot_settings.database), int(telegram.token.split(":")[0]),
+                  owner="scaled-down").record([update])
+    async with start_bot(bot_settings, engine) as application:
+        # (the start-up already takes it: nothing of its own is pending; shown by adopt alone)
+        [reply] = await telegram.replies(91, timeout=30)
+        assert "Yangtze" in reply["text"]
+        left = telegram.new_update(telegram.user(92), EN_QUESTION)
+        UpdateJournal(open_database(bot_settings.database), int(telegram.token.split(":")[0]),
+                      owner="scaled-down").record([left])
+        adopter = asyncio.create_task(application.adopt(0.2))
+        try:
+            [late] = await telegram.replies(92, timeout=30)
+        finally:
+            adopter.cancel()
+        assert "Yangtze" in late["text"]
+        await telegram.quiet(0.5)
+        assert len(telegram.sent(91)) == 1 and len(telegram.sent(92)) == 1
