@@ -53,9 +53,18 @@ def insert(database: Database, table: sa.Table):
     return dialect.insert(table)
 
 
+#: PostgreSQL advisory lock held while migrating: replicas starting together on an empty
+#: database would otherwise create the same tables at once (one fails on a duplicate type).
+MIGRATION_LOCK = 0x71AB0751
+
+
 def migrate(database: Database) -> None:
-    """Bring the schema up to date in one transaction; refuse one written by a newer qabot."""
+    """Bring the schema up to date in one transaction; refuse one written by a newer qabot.
+    One process migrates at a time (SQLite: the write lock of BEGIN IMMEDIATE; PostgreSQL:
+    an advisory lock), the others then find the schema done."""
     with database.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         version = _version(connection)
         if version > len(MIGRATIONS):
             raise NewerSchema(

@@ -1050,3 +1050,13 @@ async def test_one_user_flooding_is_slowed_politely_and_others_are_answered_mean
     assert "5 questions per 20 seconds" in notices[0] and "skipped" in notices[0]
     assert answer["text"].startswith("An answer.")
     assert sum(q.startswith("question") for q in engine.questions) == 5  # the rest cost nothing
+
+
+def test_replicas_starting_together_migrate_a_fresh_database_once(database_url):
+    """Two replicas started at the same moment on an empty database: one migrates, the
+    other waits for it and finds the schema done (PostgreSQL failed with a duplicate type
+    before the migration took a lock)."""
+    with ThreadPoolExecutor(4) as pool:
+        opened = list(pool.map(lambda _: open_database(database_url), range(4)))
+    for database in opened:
+        assert FeedbackStore(database).stats().total == 0
