@@ -5,6 +5,10 @@ speaks each database's dialect. The migrations are alembic's operations (``op``)
 likewise emit each dialect's DDL. ``qabot_schema`` holds how many migrations have run;
 files written before it existed kept that count in SQLite's ``PRAGMA user_version``.
 
+The migrations repeat columns of the tables on purpose: a migration is history and must
+keep building what it built when it shipped, while the tables above show today's shape
+(migration 2's ``questions`` has none of the columns migration 4 adds).
+
 Times are Unix seconds (floats); chat and user ids are 64-bit (Telegram's group ids are).
 """
 
