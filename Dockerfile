@@ -19,10 +19,11 @@ WORKDIR /opt/qabot
 # work, not the 1.4 GB below it.
 # 1. Dependencies: torch first, from the CPU-only index (the default wheel pulls a multi-GB
 #    CUDA build; keep the version in step with pyproject.toml), then the rest of
-#    pyproject.toml's list. Rebuilt only when pyproject.toml changes.
+#    pyproject.toml's list and its "milvus" extra (the scaled profile keeps the vectors in
+#    Milvus). Rebuilt only when pyproject.toml changes.
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['milvus']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 
 # 2. The default model, converted by the code that converts it (and only that code):

@@ -107,6 +107,7 @@ async def rebuild(
             state.engine.embedder,
             max_article_bytes=state.settings.max_article_bytes,
             progress=progress,
+            vector_store=state.engine.vector_store,
         )
     )
     shown = progress.describe(lang)  # what the status message says now

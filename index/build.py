@@ -16,13 +16,14 @@ from index.calibration import null_statistics, reference_questions
 from index.embedding.cache import embed_with_cache
 from index.embedding.embedder import Embedder, ModelSource, Progress
 from index.store.generations import (
+    active_manifest,
     build_lock,
     index_size_bytes,
-    load_index,
     passage_sentences,
     write_index,
 )
 from index.store.manifest import CorpusRecord, ModelRecord
+from index.store.milvus import MilvusStore
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,14 @@ def build_index(
     *,
     max_article_bytes: int = MAX_ARTICLE_BYTES,
     progress: Progress | None = None,
+    vector_store: MilvusStore | None = None,
 ) -> BuildReport:
     """Embed the articles in ``corpus_dir`` and atomically replace the index in
     ``index_dir``; the old one stays on any failure.
 
     ``model``: an already loaded embedder (the bot passes its own, to avoid loading the model
     twice), or which one to load, after the corpus and the folder have been checked.
+    ``vector_store``: Milvus, to keep the vectors there instead of in the folder.
     """
     started = time.perf_counter()
     corpus = load_corpus(corpus_dir, max_article_bytes)
@@ -99,6 +102,7 @@ def build_index(
             model=model, corpus=articles, build_seconds=time.perf_counter() - started,
             sentence_vectors=sentence_vectors,
             calibrate=lambda stored: null_statistics(embedder, stored, reference_vectors).to_dict(),
+            vector_store=vector_store,
         )
     return BuildReport(
         documents=len(corpus.documents),
@@ -134,14 +138,17 @@ def corpus_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def stale_reason(index_dir: Path, corpus_dir: Path) -> str | None:
-    """Why the index in ``index_dir`` does not serve the articles in ``corpus_dir`` (no
-    index, another folder, changed articles), or None when it does."""
+def stale_reason(index_dir: Path, corpus_dir: Path, vector_store: str = "") -> str | None:
+    """Why the index in ``index_dir`` does not serve the articles in ``corpus_dir`` with its
+    vectors in ``vector_store`` (no index, another folder, changed articles, vectors kept
+    elsewhere), or None when it does."""
     try:
-        recorded = load_index(index_dir).manifest.corpus
+        manifest = active_manifest(index_dir)
     except QabotError:
         return "there is no usable index yet"
-    return corpus_changes(recorded, corpus_dir)
+    if manifest.vector_store != vector_store:
+        return f"its vectors are in {manifest.vector_store or 'the index folder'}, not {vector_store or 'the index folder'}"
+    return corpus_changes(manifest.corpus, corpus_dir)
 
 
 def corpus_changes(recorded: CorpusRecord, corpus_dir: Path) -> str | None:

@@ -69,10 +69,11 @@ def cmd_model_prepare(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
     from index.build import build_index, stale_reason
+    from qabot.engine import vector_store
     from qabot.progress import progress_bar
 
     if args.if_stale:
-        reason = stale_reason(settings.index_dir, settings.corpus_dir)
+        reason = stale_reason(settings.index_dir, settings.corpus_dir, settings.vector_store)
         if reason is None:
             print(f"The index in {settings.index_dir} is up to date with {settings.corpus_dir}.")
             return 0
@@ -85,6 +86,7 @@ def cmd_index_build(args: argparse.Namespace, settings: Settings) -> int:
             settings.model_source,
             max_article_bytes=settings.max_article_bytes,
             progress=progress,
+            vector_store=vector_store(settings),
         )
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

@@ -20,7 +20,7 @@ from pathlib import Path
 from index.build import build_index, corpus_fingerprint
 from index.embedding.embedder import Embedder
 from index.retrieval.engine import Engine
-from qabot.engine import load_engine
+from qabot.engine import load_engine, vector_store
 from qabot.errors import IndexNotReady, QabotError
 from qabot.evaluation import (
     Outcome,
@@ -133,7 +133,8 @@ def engine_over(settings: Settings) -> Engine:
     embedder = None
     try:
         engine = load_engine(settings)
-        if engine.corpus.fingerprint == corpus_fingerprint(settings.corpus_dir):
+        same_store = engine.stored.manifest.vector_store == settings.vector_store
+        if same_store and engine.corpus.fingerprint == corpus_fingerprint(settings.corpus_dir):
             return engine
         embedder = engine.embedder
     except IndexNotReady:
@@ -146,9 +147,11 @@ def engine_over(settings: Settings) -> Engine:
             embedder,
             max_article_bytes=settings.max_article_bytes,
             progress=progress,
+            vector_store=vector_store(settings),
         )
     return Engine.with_model(
-        embedder, settings.index_dir, min_score=settings.min_score, retriever=settings.retriever
+        embedder, settings.index_dir, min_score=settings.min_score, retriever=settings.retriever,
+        vector_store=vector_store(settings),
     )
 
 

@@ -59,6 +59,16 @@ def _int_set(name: str) -> frozenset[int]:
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
+def _vector_store(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if value and not re.fullmatch(r"milvus://[^/:\s]+(:\d{1,5})?(/[A-Za-z_][A-Za-z0-9_]{0,63})?/?", value):
+        raise QabotError(
+            f"{name} must be milvus://host:port or milvus://host:port/name (a name of letters, "
+            f"digits and _), or unset for the index folder, not {value!r}."
+        )
+    return value
+
+
 def _webhook_url(name: str) -> str:
     value = os.environ.get(name, "").strip()
     if value and not re.match(r"https?://[^/\s]+(/\S*)?$", value):
@@ -127,6 +137,9 @@ class Settings:
     database_url: str = field(default="", repr=False)
     #: QABOT_REPLICA: this bot process's name in the shared journal. Default: the host name.
     replica: str = field(default_factory=socket.gethostname)
+    #: QABOT_VECTOR_STORE: milvus://host:port[/name] keeps the index's vectors in Milvus
+    #: (index.store.milvus). Default "": in the index folder (FAISS).
+    vector_store: str = ""
     #: QABOT_WEBHOOK_URL: the public HTTPS URL Telegram posts updates to; set, the bot runs
     #: in webhook mode (bot.webhook) instead of long polling.
     webhook_url: str = ""
@@ -202,6 +215,7 @@ class Settings:
             database=_path("QABOT_DATABASE", None),
             database_url=_database_url("QABOT_DATABASE_URL"),
             replica=os.environ.get("QABOT_REPLICA", "").strip() or base.replica,
+            vector_store=_vector_store("QABOT_VECTOR_STORE"),
             webhook_url=_webhook_url("QABOT_WEBHOOK_URL"),
             webhook_listen=_listen("QABOT_WEBHOOK_LISTEN", base.webhook_listen),
             webhook_secret=os.environ.get("QABOT_WEBHOOK_SECRET", "").strip(),

@@ -74,3 +74,12 @@ def database_url(request, tmp_path) -> str:
     server = request.getfixturevalue("postgres_server_url")
     name = "t" + "".join(c for c in request.node.name.lower() if c.isalnum())[-40:]
     return Settings(database_url=fresh_postgres_database(server, name)).database_address
+
+
+@pytest.fixture(scope="session")
+def milvus_address():
+    """A Milvus (milvus-lite's server) for the session (tests/servers.py)."""
+    from servers import milvus_server
+
+    with milvus_server() as address:
+        yield address

@@ -136,3 +136,41 @@ http {{
         except subprocess.TimeoutExpired:
             process.kill()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def milvus_server() -> Iterator[str]:
+    """milvus-lite's gRPC server (the same pymilvus API as a Milvus cluster) on loopback, its
+    data in a temporary folder; yields its QABOT_VECTOR_STORE address."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("milvus_lite") is None:
+        missing("milvus-lite", "pip install -e '.[test]'")
+    folder = Path(tempfile.mkdtemp(prefix="qabot-milvus-"))
+    port = free_port()
+    log = open(folder / "server.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(folder / "data"),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(300):  # bounded: it listens within a few seconds
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"milvus-lite did not start: {(folder / 'server.log').read_text()}")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("milvus-lite did not listen within 30 s")
+        yield f"milvus://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)

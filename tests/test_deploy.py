@@ -102,7 +102,7 @@ def test_compose_config_is_valid_for_every_profile(tmp_path):
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)["services"]
     assert resolved["webhook"]["deploy"]["replicas"] == 3
-    assert set(resolved) == {"bot", "reindex", "webhook", "proxy", "postgres"}
+    assert set(resolved) == {"bot", "reindex", "webhook", "proxy", "postgres", "milvus", "etcd", "minio"}
 
 
 def test_the_scaled_profile_puts_webhook_replicas_behind_a_proxy_with_postgresql(compose, dockerfile):
@@ -115,6 +115,14 @@ def test_the_scaled_profile_puts_webhook_replicas_behind_a_proxy_with_postgresql
     assert webhook["environment"]["QABOT_DATABASE_URL"].startswith("postgresql://qabot:")
     assert "@postgres:5432/qabot" in webhook["environment"]["QABOT_DATABASE_URL"]
     assert webhook["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert webhook["environment"]["QABOT_VECTOR_STORE"] == "milvus://milvus:19530"
+    milvus = services["milvus"]
+    assert milvus["profiles"] == ["scaled"] and milvus["healthcheck"]["test"]
+    assert {"etcd", "minio"} <= set(milvus["depends_on"])
+    assert webhook["depends_on"]["milvus"]["condition"] == "service_healthy"
+    for name in ("milvus", "etcd", "minio"):
+        assert "ports" not in services[name] and services[name]["healthcheck"]["test"]
+        assert all(m.split(":")[0] in compose["volumes"] for m in services[name]["volumes"])
     assert proxy["depends_on"]["webhook"]["condition"] == "service_healthy"
     assert proxy["healthcheck"]["test"] and postgres["healthcheck"]["test"]
     assert "HEALTHCHECK" in dockerfile and '"qabot", "health"' in dockerfile  # the replicas'

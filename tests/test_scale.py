@@ -1,5 +1,6 @@
 """The scaled set-up end to end: two `qabot run` replicas in webhook mode behind Debian's
-nginx, sharing a PostgreSQL database and an index folder, fed by the fake Bot API.
+nginx, sharing a PostgreSQL database, Milvus (milvus-lite's server: the vectors) and an
+index folder (passages, BM25), fed by the fake Bot API.
 
 Telegram's side (the fake) POSTs a few hundred signed updates to nginx, sends some of them
 again as Telegram does when it missed an answer, and an admin rebuilds the index midway.
@@ -23,7 +24,9 @@ import pytest_asyncio
 from fake_telegram import FakeTelegram
 from servers import fresh_postgres_database, free_port, nginx_proxy
 
+from index.build import build_index
 from index.store.generations import current_generation
+from index.store.milvus import MilvusStore
 
 ADMIN = 4242
 SECRET = "scale-test_secret"
@@ -65,11 +68,14 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, str]:
 
 @pytest.mark.asyncio
 async def test_two_webhook_replicas_behind_nginx_answer_every_update_once(
-    telegram, settings_with_index, postgres_server_url, tmp_path, request
+    telegram, settings_with_index, embedder, postgres_server_url, milvus_address, tmp_path
 ):
     index_dir, corpus_dir = tmp_path / "index", tmp_path / "corpus"
-    shutil.copytree(settings_with_index.index_dir, index_dir)
+    index_dir.mkdir()
+    shutil.copy(settings_with_index.index_dir / "embedding-cache.npz", index_dir)
     shutil.copytree(settings_with_index.corpus_dir, corpus_dir)
+    vector_store = f"{milvus_address}/scale"
+    build_index(corpus_dir, index_dir, embedder, vector_store=MilvusStore(vector_store))
     database = fresh_postgres_database(postgres_server_url, "scale")
     env = {
         **os.environ,
@@ -79,6 +85,7 @@ async def test_two_webhook_replicas_behind_nginx_answer_every_update_once(
         "QABOT_CORPUS_DIR": str(corpus_dir),
         "QABOT_MODEL_DIR": str(settings_with_index.model_dir),
         "QABOT_DATABASE_URL": database,
+        "QABOT_VECTOR_STORE": vector_store,
         "QABOT_ADMIN_IDS": str(ADMIN),
         "HF_HUB_OFFLINE": "1",
     }
@@ -101,7 +108,7 @@ async def test_two_webhook_replicas_behind_nginx_answer_every_update_once(
                 assert (await health.communicate())[0].decode().startswith(f"webhook on port {ports[0]}: answering")
                 assert health.returncode == 0
                 await telegram.wait_for(lambda: telegram.webhook, timeout=30)
-                await _burst(telegram, http, ports, index_dir, log_path)
+                await _burst(telegram, http, ports, index_dir, log_path, milvus_address)
         finally:
             for replica in replicas:
                 with contextlib.suppress(ProcessLookupError):  # one that failed has exited
@@ -124,7 +131,7 @@ async def _until_healthy(http, ports: list[int], log_path: Path) -> None:
     raise AssertionError(f"replicas not healthy: {statuses}\n{log_path.read_text()[-3000:]}")
 
 
-async def _burst(telegram, http, ports: list[int], index_dir: Path, log_path: Path) -> None:
+async def _burst(telegram, http, ports: list[int], index_dir: Path, log_path: Path, milvus: str) -> None:
     rng = random.Random(7)
     old_generation = current_generation(index_dir)
     users = [telegram.user(7000 + n) for n in range(100)]
@@ -161,6 +168,8 @@ async def _burst(telegram, http, ports: list[int], index_dir: Path, log_path: Pa
 
     new_generation = current_generation(index_dir)
     assert new_generation != old_generation
+    store = MilvusStore(f"{milvus}/scale")
+    assert store.client.describe_alias("scale_passages")["collection_name"] == store.collections(new_generation)[0]
     metrics = [(await _get(http, f"http://127.0.0.1:{p}/metrics"))[1] for p in ports]
     answered = [_counter(m, 'qabot_questions_total{outcome="answered"}')
                 + _counter(m, 'qabot_questions_total{outcome="declined"}') for m in metrics]

@@ -27,6 +27,7 @@ from index.retrieval.retrievers import DenseRetriever, LexicalRetriever, Query, 
 from index.store.generations import StoredIndex, load_index, rebuild_hint
 from index.store.lexical import LexicalQuery, sentence_overlap
 from index.store.manifest import CorpusRecord
+from index.store.milvus import MilvusPassageVectors, MilvusStore, MilvusVectorIndex
 from index.store.vectors import PassageVectors
 from qabot.errors import IndexNotReady, QabotError
 
@@ -97,6 +98,7 @@ class Engine:
         *,
         candidates: int | None = None,
         null: NullStatistics | None = None,
+        vector_store: MilvusStore | None = None,
     ) -> None:
         """``candidates``: the hybrid's candidates per pool; None chooses by index size (see
         :data:`index.retrieval.candidates.CANDIDATE_MODE_ABOVE`), 0 scores every passage. Tests and benchmarks force
@@ -107,10 +109,15 @@ class Engine:
             raise QabotError(f"Unknown retriever {retriever!r}: use one of {', '.join(RETRIEVERS)}.")
         self.embedder = embedder
         self.stored = stored
+        #: Milvus, when the index keeps its vectors there (index.store.milvus); else None.
+        self.vector_store = vector_store
         self.min_score = DEFAULT_MIN_SCORE[retriever] if min_score is None else min_score
         self.null = null if null is not None else _null_statistics(stored)
         languages = np.array([p.language for p in stored.passages])
-        self.vectors = PassageVectors(stored.vectors, languages)
+        if isinstance(stored.vectors, MilvusVectorIndex):
+            self.vectors = MilvusPassageVectors(stored.vectors, languages)
+        else:
+            self.vectors = PassageVectors(stored.vectors, languages)
         spans = stored.sentence_spans
         owner = spans[:, 0] if len(stored.sentence_vectors) else spans[:0, 0]
         #: Passage p's sentence rows are bounds[p]:bounds[p + 1] (rows are grouped by passage).
@@ -137,10 +144,12 @@ class Engine:
         *,
         min_score: float | None = None,
         retriever: str = "hybrid",
+        vector_store: MilvusStore | None = None,
     ) -> "Engine":
-        """Load the index first (cheap, fails fast with a clear message), then the model."""
-        stored = load_index(index_dir)
-        return cls(Embedder.load(model), stored, min_score, retriever)
+        """Load the index first (cheap, fails fast with a clear message), then the model.
+        ``vector_store``: Milvus, when the index keeps its vectors there."""
+        stored = load_index(index_dir, vector_store)
+        return cls(Embedder.load(model), stored, min_score, retriever, vector_store=vector_store)
 
     @classmethod
     def with_model(
@@ -150,14 +159,17 @@ class Engine:
         *,
         min_score: float | None = None,
         retriever: str = "hybrid",
+        vector_store: MilvusStore | None = None,
     ) -> "Engine":
         """An engine over the index in ``index_dir`` using an already loaded model."""
-        return cls(embedder, load_index(index_dir), min_score, retriever)
+        return cls(embedder, load_index(index_dir, vector_store), min_score, retriever,
+                   vector_store=vector_store)
 
     def with_index(self, index_dir: Path) -> "Engine":
-        """The same model, threshold and retriever over a freshly loaded index (after a
-        rebuild)."""
-        return Engine(self.embedder, load_index(index_dir), self.min_score, self.retriever.name)
+        """The same model, threshold, retriever and vector store over a freshly loaded index
+        (after a rebuild)."""
+        return Engine(self.embedder, load_index(index_dir, self.vector_store), self.min_score,
+                      self.retriever.name, vector_store=self.vector_store)
 
     def is_good_match(self, hits: list[Hit]) -> bool:
         """Whether the best hit is strong enough to be shown as an answer."""

@@ -40,7 +40,8 @@ from corpus.records import Document, Passage
 from corpus.sentences import sentence_spans
 from index.store import lexical
 from index.store.manifest import CorpusRecord, Manifest, ModelRecord
-from index.store.vectors import build_vector_index, describe
+from index.store.milvus import MilvusRows, MilvusStore, MilvusVectorIndex
+from index.store.vectors import EXACT_MAX_PASSAGES, build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
 from qabot.files import file_sha256
 
@@ -55,13 +56,16 @@ DOCUMENTS = "documents.json"
 SENTENCES = "sentences.json"
 SENTENCE_VECTORS = "sentences.npy"
 DATA_FILES = (VECTORS, PASSAGES, DOCUMENTS, SENTENCES, SENTENCE_VECTORS, *lexical.FILES)
+#: The files that hold vectors: not written when the vectors are in Milvus.
+VECTOR_FILES = (VECTORS, SENTENCE_VECTORS)
 
 
 @dataclass(frozen=True)
 class StoredIndex:
     """An index loaded into memory (the sentence vectors memory-mapped), ready to search."""
 
-    vectors: faiss.Index
+    #: The passage vectors: a FAISS index, or the same operations over Milvus.
+    vectors: faiss.Index | MilvusVectorIndex
     passages: list[Passage]
     documents: dict[str, Document]
     manifest: Manifest
@@ -71,35 +75,54 @@ class StoredIndex:
     lexical: lexical.LexicalIndex
     #: One row per sentence: (passage id, start, end) character offsets in its text.
     sentence_spans: np.ndarray
-    #: Their normalised vectors, memory-mapped read-only; empty (0 rows) when the index was
-    #: written without them.
-    sentence_vectors: np.ndarray
+    #: Their normalised vectors, memory-mapped read-only (or read by row from Milvus);
+    #: empty (0 rows) when the index was written without them.
+    sentence_vectors: np.ndarray | MilvusRows
 
 
 def rebuild_hint(index_dir: Path) -> str:
     return f"Rebuild it with `qabot index build --index {index_dir}` (or /reindex in the bot)."
 
 
-def load_index(index_dir: Path) -> StoredIndex:
-    """Load the active generation, checking every file against the manifest."""
+def load_index(index_dir: Path, vector_store: MilvusStore | None = None) -> StoredIndex:
+    """Load the active generation, checking every file against the manifest.
+    ``vector_store``: where the vectors are when the generation was built with them in
+    Milvus (its manifest says so)."""
     generation = _active_generation(index_dir)
     folder = index_dir / generation
     manifest = _read_manifest(index_dir, folder)
-    for name in DATA_FILES:
+    if manifest.vector_store and vector_store is None:
+        raise IndexNotReady(
+            f"The index in {index_dir} keeps its vectors in Milvus ({manifest.vector_store}): "
+            "set QABOT_VECTOR_STORE to it, or rebuild the index without it."
+        )
+    for name in _data_files(manifest):
         expected = manifest.files.get(name)
         if not (folder / name).is_file() or file_sha256(folder / name) != expected:
             raise IndexNotReady(
                 f"The index in {index_dir} is corrupt: {name} is missing or does not match "
                 f"its checksum. {rebuild_hint(index_dir)}"
             )
-    return _read_generation(index_dir, generation, manifest)
+    return _read_generation(index_dir, generation, manifest, vector_store)
 
 
-def _read_generation(index_dir: Path, generation: str, manifest: Manifest) -> StoredIndex:
+def _data_files(manifest: Manifest) -> tuple[str, ...]:
+    if manifest.vector_store:
+        return tuple(name for name in DATA_FILES if name not in VECTOR_FILES)
+    return DATA_FILES
+
+
+def _read_generation(
+    index_dir: Path, generation: str, manifest: Manifest, vector_store: MilvusStore | None = None
+) -> StoredIndex:
     """The data files of one generation folder, checked for consistency with ``manifest``."""
     folder = index_dir / generation
     try:
-        vectors = faiss.read_index(str(folder / VECTORS))
+        if manifest.vector_store:
+            vectors, sentence_vectors = vector_store.open(generation)
+        else:
+            vectors = faiss.read_index(str(folder / VECTORS))
+            sentence_vectors = _read_or_map(folder / SENTENCE_VECTORS)
         passages = [Passage(**json.loads(line)) for line in _lines(folder / PASSAGES)]
         documents = {
             d["doc_id"]: Document(**d)
@@ -108,7 +131,6 @@ def _read_generation(index_dir: Path, generation: str, manifest: Manifest) -> St
         spans = np.asarray(
             json.loads((folder / SENTENCES).read_text(encoding="utf-8")), dtype=np.int64
         ).reshape(-1, 3)
-        sentence_vectors = _read_or_map(folder / SENTENCE_VECTORS)
         lexical_index = lexical.LexicalIndex.load(folder, [p.language for p in passages])
     except (RuntimeError, ValueError, TypeError, KeyError, OSError) as exc:
         raise IndexNotReady(
@@ -119,9 +141,15 @@ def _read_generation(index_dir: Path, generation: str, manifest: Manifest) -> St
         raise IndexNotReady(
             f"The index in {index_dir} is inconsistent: {problem}. {rebuild_hint(index_dir)}"
         )
+    if isinstance(sentence_vectors, MilvusRows) and len(passages) <= EXACT_MAX_PASSAGES:
+        # A small index is scored whole per question: read its sentence vectors once, as the
+        # folder's are (in memory below 64 MB).
+        sentence_vectors = sentence_vectors[:]
+    if not isinstance(sentence_vectors, MilvusRows):
+        sentence_vectors = np.ascontiguousarray(sentence_vectors, dtype=np.float32)
     return StoredIndex(
         vectors, passages, documents, manifest, generation, index_dir,
-        lexical_index, spans, np.ascontiguousarray(sentence_vectors, dtype=np.float32),
+        lexical_index, spans, sentence_vectors,
     )
 
 
@@ -213,6 +241,7 @@ def write_index(
     build_seconds: float = 0.0,
     sentence_vectors: np.ndarray | None = None,
     calibrate: Callable[[StoredIndex], dict] | None = None,
+    vector_store: MilvusStore | None = None,
 ) -> Path:
     """Write a complete new generation, then make it the active one. Returns its folder.
 
@@ -223,15 +252,16 @@ def write_index(
     them the index still works, with passage vectors only (and a slower highlight).
     ``calibrate`` reads the new generation before it is active; what it returns is stored
     in the manifest as ``calibration`` (see index.calibration).
+    ``vector_store``: put the vectors in Milvus instead of the folder (uploaded before the
+    generation becomes active; see index.store.milvus).
     """
     index_dir.mkdir(parents=True, exist_ok=True)
+    previous = current_generation(index_dir) or ""
     # Half-written generations of killed builds go first, so they never pile up.
-    _remove_other_generations(index_dir, keep=current_generation(index_dir) or "")
+    _remove_other_generations(index_dir, keep=previous)
     generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
     folder = index_dir / generation
     folder.mkdir()
-    vector_index = build_vector_index(vectors)
-    faiss.write_index(vector_index, str(folder / VECTORS))
     with open(folder / PASSAGES, "w", encoding="utf-8") as out:
         for passage in passages:
             out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
@@ -244,24 +274,33 @@ def write_index(
     if len(sentence_vectors) != len(spans):
         raise ValueError(f"{len(sentence_vectors)} sentence vectors for {len(spans)} sentences")
     (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
-    np.save(folder / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+    if vector_store is None:
+        vector_index = describe(_write_vectors(folder, vectors, sentence_vectors))
+    else:
+        vector_store.upload(
+            generation, vectors, [p.language for p in passages], sentence_vectors, spans[:, 0]
+        )
+        vector_index = "Milvus FLAT (exact)"
     lexical.LexicalIndex.build(
         [p.indexed_text for p in passages], [p.language for p in passages]
     ).save(folder)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         passages=len(passages),
-        files={name: file_sha256(folder / name) for name in DATA_FILES},
+        files={},
         model=model,
         corpus=corpus,
-        vector_index=describe(vector_index),
+        vector_index=vector_index,
+        vector_store=vector_store.address if vector_store else "",
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         build_seconds=round(build_seconds, 2),
     )
+    files = {name: file_sha256(folder / name) for name in _data_files(manifest)}
+    manifest = dataclasses.replace(manifest, files=files)
     if calibrate is not None:
-        calibration = calibrate(_read_generation(index_dir, generation, manifest))
+        calibration = calibrate(_read_generation(index_dir, generation, manifest, vector_store))
         manifest = dataclasses.replace(manifest, calibration=calibration)
-    for name in DATA_FILES:
+    for name in _data_files(manifest):
         _fsync(folder / name)
     _write_durably(
         folder / MANIFEST, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=1)
@@ -271,7 +310,17 @@ def write_index(
     os.replace(index_dir / (CURRENT + ".tmp"), index_dir / CURRENT)
     _fsync(index_dir)
     _remove_other_generations(index_dir, keep=generation)
+    if vector_store is not None:  # the previous generation's collections serve until bots reload
+        vector_store.activate(generation, keep={previous} - {""})
     return folder
+
+
+def _write_vectors(folder: Path, vectors: np.ndarray, sentence_vectors: np.ndarray) -> faiss.Index:
+    """The folder's own vector files: the FAISS index and the sentence vector array."""
+    vector_index = build_vector_index(vectors)
+    faiss.write_index(vector_index, str(folder / VECTORS))
+    np.save(folder / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+    return vector_index
 
 
 @contextmanager
@@ -366,6 +415,11 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def active_manifest(index_dir: Path) -> Manifest:
+    """The active generation's manifest only: cheap, for checks that need no search."""
+    return _read_manifest(index_dir, index_dir / _active_generation(index_dir))
 
 
 def load_documents(index_dir: Path) -> list[Document]:

@@ -47,8 +47,11 @@ class Manifest:
     files: dict[str, str]
     model: ModelRecord = field(default_factory=ModelRecord)
     corpus: CorpusRecord = field(default_factory=CorpusRecord)
-    #: FAISS's description of the vector index ("Flat", "IVF256,Flat").
+    #: FAISS's description of the vector index ("Flat", "IVF256,Flat"), or Milvus's.
     vector_index: str = ""
+    #: Where the vectors are when not in the folder: the QABOT_VECTOR_STORE it was built
+    #: with (milvus://host:port/name); "" for the folder's own files.
+    vector_store: str = ""
     built_at: str = ""
     build_seconds: float = 0.0
     #: What unrelated questions get on this index (index.calibration); None if not run.
@@ -68,6 +71,7 @@ class Manifest:
             model=ModelRecord(**_known(ModelRecord, model)),
             corpus=CorpusRecord(**_known(CorpusRecord, raw.get("corpus") or {})),
             vector_index=str(raw.get("vector_index", "")),
+            vector_store=str(raw.get("vector_store", "")),
             built_at=str(raw.get("built_at", "")),
             build_seconds=float(raw.get("build_seconds", 0.0)),
             calibration=raw.get("calibration"),
