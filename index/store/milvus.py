@@ -9,6 +9,9 @@ manifest. BM25 stays because the hybrid's calibrated fusion reads it whole: ever
 passage's score in a language pool (the pool's mean and spread are features the decision
 was fitted on) and the IDF-weighted coverage of the question's words. Milvus's own BM25
 search returns a top-k only; fusing with it would be another model, to fit and check again.
+The passages stay with it: the engine holds them in memory (every passage's language for
+the pools, texts for highlights and replies) and BM25 is built over them; in Milvus they
+would be a second copy, read whole at every start.
 
 Each generation gets its own two collections, named after it
 (``<name>_<generation>_passages``: row, language, vector; ``…_sentences``: row, passage,
