@@ -9,10 +9,12 @@ in CI (``CI=true``: the run must install it) and skips it with the reason elsewh
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -121,20 +123,10 @@ http {{
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(100):  # bounded: nginx is up within milliseconds
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx did not start: {process.stderr.read().decode()}")
-            time.sleep(0.05)
+        _until_listening(process, port, 5, "nginx", lambda: process.stderr.read().decode())
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -142,9 +134,6 @@ http {{
 def milvus_server() -> Iterator[str]:
     """milvus-lite's gRPC server (the same pymilvus API as a Milvus cluster) on loopback, its
     data in a temporary folder; yields its QABOT_VECTOR_STORE address."""
-    import importlib.util
-    import sys
-
     if importlib.util.find_spec("milvus_lite") is None:
         missing("milvus-lite", "pip install -e '.[test]'")
     folder = Path(tempfile.mkdtemp(prefix="qabot-milvus-"))
@@ -156,21 +145,33 @@ def milvus_server() -> Iterator[str]:
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        for _ in range(300):  # bounded: it listens within a few seconds
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"milvus-lite did not start: {(folder / 'server.log').read_text()}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("milvus-lite did not listen within 30 s")
+        _until_listening(process, port, 30, "milvus-lite", (folder / "server.log").read_text)
         yield f"milvus://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
         log.close()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _until_listening(process: subprocess.Popen, port: int, seconds: float, name: str,
+                     output) -> None:
+    """Wait until ``process`` accepts connections on ``port``; raise with its ``output()``
+    if it exits first, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} did not start: {output()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not listen on port {port} within {seconds} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
