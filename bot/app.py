@@ -39,7 +39,6 @@ from bot.paging import CALLBACK_PATTERN, VOTE_PATTERN
 from bot.reindex import reindex
 from bot.state import BotState, state_in
 from bot.watch import WATCH_INTERVAL, follow_rebuilds
-from bot.webhook import serve_webhook
 from index.build import corpus_changes
 from index.retrieval.engine import Engine
 from qabot.engine import load_engine
@@ -294,6 +293,8 @@ def run(settings: Settings) -> None:
     log.info("Starting the bot; %d articles indexed", len(engine.documents))
     try:
         if settings.webhook_url:
+            from bot.webhook import serve_webhook  # aiohttp: only webhook mode pays for it
+
             asyncio.run(serve_webhook(application, settings, ALLOWED_UPDATES))
         else:  # bootstrap_retries=-1: if Telegram is unreachable at start, keep trying.
             application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)

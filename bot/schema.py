@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
-from alembic.operations import Operations
+
+if TYPE_CHECKING:  # alembic is imported only when a migration runs (bot.database.migrate)
+    from alembic.operations import Operations
 
 metadata = sa.MetaData()
 
