@@ -92,6 +92,9 @@ class TinyEngine:
     def hit(self, row: int, score: float, highlight: tuple[int, int] | None = None) -> Hit:
         return dataclasses.replace(self.hits[row], score=score, highlight=highlight)
 
+    def warm_up(self) -> None:
+        self.warmed = True
+
 
 # -- languages and strings ---------------------------------------------------------------
 
@@ -387,9 +390,8 @@ def telegram_in_thread():
 
 def test_run_answers_until_stopped(monkeypatch, tmp_path):
     """``qabot run`` itself: polls, answers, and shuts down cleanly on SIGINT."""
-    monkeypatch.setattr(
-        app_module, "load_engine", lambda _: TinyEngine([hit("Run works.")])
-    )
+    engine = TinyEngine([hit("Run works.")])
+    monkeypatch.setattr(app_module, "load_engine", lambda _: engine)
     with telegram_in_thread() as (server, on_loop):
 
         async def ask_then_stop():
@@ -402,6 +404,7 @@ def test_run_answers_until_stopped(monkeypatch, tmp_path):
         run(settings_for(server, tmp_path / "qabot.db"))
         stopper.join()
         assert server.sent(1)[0]["text"].startswith("Run works.")
+        assert engine.warmed  # the first question is not the one that loads jieba
         assert set(server.commands) == {"", "zh"}
 
 
