@@ -118,8 +118,8 @@ class Embedder:
     def embed_query(self, question: str) -> np.ndarray:
         """One L2-normalised float32 vector for a question (with the model's query prompt).
 
-        Read-only and cached: in a group the same question is often asked again, and the
-        More button re-runs it, so the last :data:`QUERY_CACHE_SIZE` questions cost nothing.
+        Read-only and cached: in a group the same question is often asked again, and an edited
+        question is answered again, so the last :data:`QUERY_CACHE_SIZE` questions cost nothing.
         """
         return self._cached_query(question)
 
