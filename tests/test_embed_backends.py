@@ -60,6 +60,21 @@ def test_one_question_alone_or_in_a_batch_gets_the_same_vector(embedder):
     assert (batch * alone).sum(axis=1).min() > 0.99999
 
 
+def test_passages_embedded_together_get_the_vectors_they_get_alone(embedder, engine):
+    """Texts of similar length share a forward pass; padding must not change a vector."""
+    passages = [p.text for p in engine.stored.passages][:60] + LONG_TEXTS + ["", "?"]
+    together = embedder.embed_passages(passages)
+    alone = np.concatenate([embedder.embed_passages([p]) for p in passages])
+    assert (together * alone).sum(axis=1).min() > 0.99999
+
+
+def test_forward_passes_group_texts_of_similar_length():
+    from index.embedding.onnx_encoder import length_batches
+
+    assert length_batches([5, 300, 10, 10, 600, 100], budget=512) == [[0, 2, 3, 5], [1], [4]]
+    assert length_batches([]) == []
+
+
 def test_index_built_on_torch_answers_onnx_questions(torch_embedder, embedder, tmp_path, model_dir):
     from index.build import build_index
     from index.retrieval.engine import Engine
