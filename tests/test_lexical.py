@@ -56,6 +56,23 @@ def test_lexical_index_round_trips_with_the_generation_and_is_checksummed(tmp_pa
         load_index(tmp_path)
 
 
+def test_a_loaded_index_scores_exactly_as_bm25s_does(tmp_path):
+    """Answering reads bm25s' files without bm25s: the same scores to the last bit."""
+    import bm25s
+
+    from index.store.lexical import _FILE_NAMES
+
+    texts = [f"passage {i} about steel 硅钢 line {i % 7} and port {i % 3} 武汉 {'hydrogen ' * (i % 4)}"
+             for i in range(200)]
+    LexicalIndex.build(texts, ["en"] * 200).save(tmp_path)
+    ours = LexicalIndex.load(tmp_path, ["en"] * 200)
+    theirs = bm25s.BM25.load(tmp_path, **_FILE_NAMES, show_progress=False)
+    for question in ["steel line 3", "武汉 硅钢 hydrogen hydrogen", "port 2 passage 17", "omelette"]:
+        query = ours.query(question)
+        expected = theirs.get_scores(query.ids.tolist()) if len(query.ids) else np.zeros(200)
+        np.testing.assert_array_equal(query.scores(), np.asarray(expected, dtype=np.float32))
+
+
 def test_lexical_guard_scales_with_the_share_of_words_present():
     assert lexical_guard(0.0) == 0.0
     assert lexical_guard(fusion.GUARD_FULL_COVERAGE / 2) == pytest.approx(0.5)

@@ -21,6 +21,7 @@ cross-lingual case.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -41,6 +42,7 @@ PARAMS = "lexical-params.json"
 _FILE_NAMES = dict(
     data_name=DATA, indices_name=INDICES, indptr_name=INDPTR, vocab_name=VOCAB, params_name=PARAMS
 )
+_ARRAYS = {"data": DATA, "indices": INDICES, "indptr": INDPTR}
 FILES = (DATA, INDICES, INDPTR, VOCAB, PARAMS)
 
 _HAN_RUN = re.compile(f"([{HAN_CHARACTERS}]+)")
@@ -67,6 +69,11 @@ def _segmenter():
     return _jieba
 
 
+def load_segmenter() -> None:
+    """Load jieba's dictionary now (0.7 s, 72 MB) instead of at the first Chinese text."""
+    _segmenter()
+
+
 def tokenize(text: str) -> list[str]:
     """The lexical tokens of ``text`` (English, Chinese or both mixed), in order."""
     text = fold(text)
@@ -84,13 +91,17 @@ def tokenize(text: str) -> list[str]:
 class LexicalIndex:
     """A BM25 index over the passages (in the vector store's order), plus word statistics."""
 
-    def __init__(self, bm25, languages: list[str]) -> None:
-        self._bm25 = bm25
-        self.size = int(bm25.scores["num_docs"])
-        self.vocab: dict[str, int] = bm25.vocab_dict
-        indptr = np.asarray(bm25.scores["indptr"], dtype=np.int64)
+    def __init__(self, scores: dict, vocab: dict[str, int], languages: list[str], built=None) -> None:
+        """``scores``: the BM25 matrix as bm25s keeps it (``data``, ``indices``, ``indptr``: a
+        column per word, a row per passage; ``num_docs``). ``built``: the bm25s model, when
+        this process built the index (what :meth:`save` writes)."""
+        self._built = built
+        self.size = int(scores["num_docs"])
+        self.vocab = vocab
+        indptr = np.asarray(scores["indptr"], dtype=np.int64)
         self._indptr = indptr
-        self._indices = np.asarray(bm25.scores["indices"], dtype=np.int64)
+        self._indices = np.asarray(scores["indices"], dtype=np.int64)
+        self._scores = np.asarray(scores["data"], dtype=np.float32)
         frequency = np.diff(indptr).astype(np.float64)
         #: Lucene's IDF of every vocabulary entry (its column in the BM25 matrix).
         self.idf = np.log1p((self.size - frequency + 0.5) / (frequency + 0.5))
@@ -108,23 +119,29 @@ class LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs each build at DEBUG
         bm25 = bm25s.BM25()  # Lucene BM25, k1 = 1.5, b = 0.75
         bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
-        return cls(bm25, languages)
+        return cls(bm25.scores, bm25.vocab_dict, languages, built=bm25)
 
     def save(self, folder: Path) -> None:
-        self._bm25.save(folder, **_FILE_NAMES, show_progress=False)
+        """Write the files of :data:`FILES` (an index this process built)."""
+        self._built.save(folder, **_FILE_NAMES, show_progress=False)
 
     @classmethod
     def load(cls, folder: Path, languages: list[str]) -> LexicalIndex:
-        import bm25s
-
-        bm25 = bm25s.BM25.load(folder, **_FILE_NAMES, show_progress=False)
-        if int(bm25.scores["num_docs"]) != len(languages):
+        """Read the files bm25s wrote with numpy alone: importing bm25s (and the scipy it
+        pulls in) takes 0.2 s, a fifth of a cold question, and answering needs only the
+        matrix of Lucene BM25 scores, summed per question as bm25s sums it."""
+        params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
+        if params.get("method") != "lucene":
+            raise ValueError(f"{PARAMS}: BM25 method {params.get('method')!r}, not 'lucene'")
+        scores = {"num_docs": int(params["num_docs"])}
+        scores.update((key, np.load(folder / name)) for key, name in _ARRAYS.items())
+        if scores["num_docs"] != len(languages):
             raise ValueError(
-                f"{PARAMS}: the lexical index holds {bm25.scores['num_docs']} passages, "
-                f"not {len(languages)}"
+                f"{PARAMS}: the lexical index holds {scores['num_docs']} passages, not {len(languages)}"
             )
-        _check_matrix(bm25.scores, len(bm25.vocab_dict), len(languages))
-        return cls(bm25, languages)
+        vocab = json.loads((folder / VOCAB).read_text(encoding="utf-8"))
+        _check_matrix(scores, len(vocab), len(languages))
+        return cls(scores, vocab, languages)
 
     def query(self, question: str) -> LexicalQuery:
         """Tokenise a question once; scores and coverage come from the result."""
@@ -168,10 +185,14 @@ class LexicalQuery:
         self.total_idf = total_idf
 
     def scores(self) -> np.ndarray:
-        """BM25 score of every passage (0 for passages sharing no word with the question)."""
-        if not len(self.ids):
-            return np.zeros(self.index.size, dtype=np.float32)
-        return np.asarray(self.index._bm25.get_scores(self.ids.tolist()), dtype=np.float32)
+        """BM25 score of every passage (0 for passages sharing no word with the question):
+        each word's column added in the question's order, in float32, as bm25s does."""
+        index = self.index
+        scores = np.zeros(index.size, dtype=np.float32)
+        for column in self.ids:
+            start, end = index._indptr[column], index._indptr[column + 1]
+            scores[index._indices[start:end]] += index._scores[start:end]  # a passage once per column
+        return scores
 
     def coverage(self) -> np.ndarray:
         """Per passage: the IDF-weighted share of the question's words that it contains.
