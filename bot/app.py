@@ -283,7 +283,6 @@ def run(settings: Settings) -> None:
     logs.configure(settings.telegram_token, settings.webhook_secret, _password(settings.database_url))
     log.info("Loading the model and the index from %s", settings.index_dir)
     engine = load_engine(settings)
-    engine.warm_up()
     stale = corpus_changes(engine.corpus, settings.corpus_dir)
     if stale:
         log.warning(

@@ -134,7 +134,6 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         import readline  # noqa: F401
 
     engine = load_engine(settings)
-    engine.warm_up()
     print("Ask about the articles (English or 中文). /sources lists them, /quit or Ctrl-D ends.")
     while True:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,8 @@ from index.retrieval.fusion import Fused, NullStatistics, is_short
 from index.retrieval.highlight import best_sentence
 from index.retrieval.hybrid import HybridRetriever
 from index.retrieval.retrievers import DenseRetriever, LexicalRetriever, Query, Retriever
-from index.store.generations import StoredIndex, load_index, rebuild_hint
-from index.store.lexical import LexicalQuery, sentence_overlap
+from index.store.generations import StoredIndex, active_manifest, load_index, rebuild_hint
+from index.store.lexical import LexicalQuery, load_segmenter, sentence_overlap
 from index.store.manifest import CorpusRecord
 from index.store.milvus import MilvusPassageVectors, MilvusStore, MilvusVectorIndex
 from index.store.vectors import PassageVectors
@@ -125,15 +126,6 @@ class Engine:
         self._dedup_keys = np.array([_dedup_key(p.text) for p in stored.passages], dtype=np.uint64)
         self.retriever: Retriever = self._retriever(retriever, languages, candidates)
 
-    def warm_up(self) -> None:
-        """Load now what a first question might need, so that it is answered as fast as the
-        rest: jieba's dictionary (0.7 s), when the lexical side reads Chinese passages. For
-        processes that answer many questions (the bot, the chat); a one-off English question
-        never needs it."""
-        languages = {p.language for p in self.stored.passages}
-        if self.retriever.needs_words and "zh" in languages:
-            self.stored.lexical.query("预热")
-
     def _retriever(self, name: str, languages: np.ndarray, candidates: int | None) -> Retriever:
         if name == "dense":
             return DenseRetriever(self.vectors)
@@ -153,10 +145,23 @@ class Engine:
         retriever: str = "hybrid",
         vector_store: MilvusStore | None = None,
     ) -> "Engine":
-        """Load the index first (cheap, fails fast with a clear message), then the model.
-        ``vector_store``: Milvus, when the index keeps its vectors there."""
-        stored = load_index(index_dir, vector_store)
-        return cls(Embedder.load(model), stored, min_score, retriever, vector_store=vector_store)
+        """Load the model while the index loads. ``vector_store``: Milvus, when the index
+        keeps its vectors there.
+
+        A missing index is reported before anything loads. Over an index with Chinese
+        passages, jieba's dictionary is loaded too: any question may need it (a Chinese one to
+        search, an English one to highlight a Chinese passage). It takes 0.65 s, all of it
+        holding Python's lock, so it starts once the model's own loading is under way, most of
+        which (SentencePiece, ONNX Runtime) does not hold the lock. On 2 cores the bundled
+        index, model and dictionary load in 0.74 s, against 1.05 s one after the other
+        (median of 5, alternating)."""
+        active_manifest(index_dir)
+        with ThreadPoolExecutor(1, thread_name_prefix="model") as loader:
+            embedder = loader.submit(Embedder.load, model)
+            stored = load_index(index_dir, vector_store)
+            if _has_chinese(stored):
+                load_segmenter()
+            return cls(embedder.result(), stored, min_score, retriever, vector_store=vector_store)
 
     @classmethod
     def with_model(
@@ -351,6 +356,10 @@ def _continuing(hits: list[Hit], document: str) -> list[Hit]:
         if hit.document.doc_id == document and hit.score >= FOLLOW_UP_MIN_SCORE:
             return [hit, *hits[:i], *hits[i + 1 :]]
     return hits
+
+
+def _has_chinese(stored: StoredIndex) -> bool:
+    return any(p.language == "zh" for p in stored.passages)
 
 
 def _dedup_key(text: str) -> int:
