@@ -38,6 +38,9 @@ def section_bot(ws: Workspace, plan: Plan) -> dict:
         "rss_ready_mb": stats(r["rss_ready_mb"] for r in ok),
         "rss_peak_mb": stats(r["rss_peak_mb"] for r in ok),
         "questions_per_run": plan.bot_questions,
+        "burst_updates": plan.bot_burst,
+        "burst_s": stats(r["burst_s"] for r in ok),
+        "rss_burst_mb": stats(r["rss_burst_mb"] for r in ok),
     }
     if errors:
         out["error"] = errors[0]
@@ -84,7 +87,10 @@ async def _bot_once(ws: Workspace, plan: Plan) -> dict:
                     if first_answer is None:
                         first_answer = time.monotonic() - started
                 peak = _vm(proc.pid, "VmHWM")
+                burst_s = await _burst(telegram, qs, plan.bot_burst)
                 return {
+                    "burst_s": burst_s,
+                    "rss_burst_mb": _vm(proc.pid, "VmHWM"),
                     "ready_s": ready_at,
                     "first_answer_s": first_answer,
                     "answer_p50_ms": pct(latencies, 50) * 1000,
@@ -102,6 +108,29 @@ async def _bot_once(ws: Workspace, plan: Plan) -> dict:
                     except asyncio.TimeoutError:
                         proc.kill()
                         await proc.wait()
+
+
+#: Chats the burst comes from, and what they send besides the dev questions: a long
+#: question, mixed scripts and invisible characters.
+BURST_CHATS = 50
+BURST_EXTRA = ["武汉光谷的光电子信息产业集群有多大？" * 60, "Wuhan 青山 hydrogen 氢能 \u200b\u202e🙂 " * 20]
+
+
+async def _burst(telegram, qs: list[str], count: int) -> float:
+    """``count`` messages sent at once from :data:`BURST_CHATS` private chats; seconds until
+    every one has been answered."""
+    texts = qs + BURST_EXTRA
+    users = [telegram.user(900_000 + k) for k in range(BURST_CHATS)]
+    expected = {u["id"]: len(telegram.sent(u["id"])) for u in users}
+    started = time.monotonic()
+    for i in range(count):
+        user = users[i % len(users)]
+        telegram.send(user, texts[i % len(texts)])
+        expected[user["id"]] += 1
+    await telegram.wait_for(
+        lambda: all(len(telegram.sent(chat)) >= n for chat, n in expected.items()), timeout=900
+    )
+    return time.monotonic() - started
 
 
 def _vm(pid: int, field: str) -> float | None:

@@ -35,11 +35,14 @@ LEVERS = ROOT / "bench" / "embed_levers.json"
 HYBRID_SCALE = ROOT / "bench" / "hybrid_scale.json"
 SECTIONS = ("cold", "bot", "warm", "build", "ann")
 
+#: Issue 14's targets ("lean and quick").
 TARGETS = {
-    "warm_p50_ms": 15.0,
-    "cold_ask_s": 5.0,
+    "warm_p50_ms": 5.0,
+    "cold_ask_s": 1.0,
     "no_model_s": 1.0,
-    "bot_rss_mb": 700.0,
+    "bot_ready_s": 1.5,
+    "bot_rss_mb": 350.0,
+    "ask_rss_mb": 300.0,
     "build_pps": 40.0,
     "ann_1m_p50_ms": 10.0,
     "ann_1m_recall": 0.95,
@@ -54,6 +57,7 @@ class Plan:
     cold_breakdown: int = 3
     bot_runs: int = 3
     bot_questions: int = 10
+    bot_burst: int = 500
     warm_passes: int = 5
     build_bundled: int = 3
     build_xquad: int = 2
@@ -69,6 +73,7 @@ QUICK = Plan(
     cold_breakdown=1,
     bot_runs=1,
     bot_questions=5,
+    bot_burst=100,
     warm_passes=2,
     build_bundled=1,
     build_xquad=0,
