@@ -56,6 +56,9 @@ async def _bot_once(ws: Workspace, plan: Plan) -> dict:
             QABOT_INDEX_DIR=str(ws.index),
             TELEGRAM_BOT_TOKEN=telegram.token,
             TELEGRAM_API_BASE_URL=telegram.base_url,
+            # A database per run: each fake server numbers its updates from 1 again, and the
+            # bot would take them for updates it has already handled.
+            QABOT_DATABASE=str(ws.dir / f"bot-{time.monotonic_ns()}.db"),
         )
         with open(ws.dir / "bot.log", "ab") as bot_log:
             started = time.monotonic()
@@ -73,10 +76,11 @@ async def _bot_once(ws: Workspace, plan: Plan) -> dict:
                     await asyncio.sleep(0.01)
                 ready_at = telegram.calls_to("getUpdates")[0].at - started
                 rss_ready = _vm(proc.pid, "VmRSS")
-                user = telegram.user(777001)
                 latencies = []
                 first_answer = None
-                for question in qs[: plan.bot_questions]:
+                for n, question in enumerate(qs[: plan.bot_questions]):
+                    # a chat each: the bot answers 5 questions per user in 20 s (bot/fairness.py)
+                    user = telegram.user(777_001 + n)
                     before = len(telegram.sent(user["id"]))
                     t = time.monotonic()
                     telegram.send(user, question)
@@ -110,9 +114,10 @@ async def _bot_once(ws: Workspace, plan: Plan) -> dict:
                         await proc.wait()
 
 
-#: Chats the burst comes from, and what they send besides the dev questions: a long
+#: Chats the burst comes from (each sends 5 messages: the bot answers 5 questions per user
+#: in 20 s, bot/fairness.py), and what they send besides the dev questions: a long
 #: question, mixed scripts and invisible characters.
-BURST_CHATS = 50
+BURST_CHATS = 100
 BURST_EXTRA = ["武汉光谷的光电子信息产业集群有多大？" * 60, "Wuhan 青山 hydrogen 氢能 \u200b\u202e🙂 " * 20]
 
 

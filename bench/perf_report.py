@@ -307,9 +307,9 @@ def render(results: dict, baseline: dict | None) -> str:
     if _section(add, "Bot", bot, "ready_s"):
         add(f"`qabot run` as a subprocess against the fake Bot API server (`tests/fake_telegram.py`) "
             f"on 127.0.0.1, {bot['runs']} run(s). Ready = the first `getUpdates` call after process "
-            f"start. Then {bot['questions_per_run']} dev questions are sent one after another from a "
-            "private chat; latency is from injecting the update to the bot's `sendMessage`. Then a "
-            f"burst of {bot.get('burst_updates', '—')} messages at once from 50 private chats (dev "
+            f"start. Then {bot['questions_per_run']} dev questions are sent one after another, each "
+            "from a private chat of its own; latency is from injecting the update to the bot's `sendMessage`. Then a "
+            f"burst of {bot.get('burst_updates', '—')} messages at once from 100 private chats (dev "
             "questions, a 1,100-character question, mixed scripts with invisible characters) until "
             "each is answered. RSS from /proc/PID/status (VmRSS when ready, VmHWM after the "
             "questions and after the burst).")
