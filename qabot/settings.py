@@ -59,24 +59,27 @@ def _int_set(name: str) -> frozenset[int]:
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
-def _vector_store(name: str) -> str:
+def _matching(name: str, pattern: str, expected: str) -> str:
+    """Environment variable ``name`` (stripped; empty when unset), which must match ``pattern``."""
     value = os.environ.get(name, "").strip()
-    if value and not re.fullmatch(r"milvus://[^/:\s]+(:\d{1,5})?(/[A-Za-z_][A-Za-z0-9_]{0,63})?/?", value):
-        raise QabotError(
-            f"{name} must be milvus://host:port or milvus://host:port/name (a name of letters, "
-            f"digits and _), or unset for the index folder, not {value!r}."
-        )
+    if value and not re.fullmatch(pattern, value):
+        raise QabotError(f"{name} must be {expected}, not {value!r}.")
     return value
+
+
+def _vector_store(name: str) -> str:
+    return _matching(
+        name, r"milvus://[^/:\s]+(:\d{1,5})?(/[A-Za-z_][A-Za-z0-9_]{0,63})?/?",
+        "milvus://host:port or milvus://host:port/name (a name of letters, digits and _), "
+        "or unset for the index folder",
+    )
 
 
 def _webhook_url(name: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if value and not re.match(r"https?://[^/\s]+(/\S*)?$", value):
-        raise QabotError(
-            f"{name} must be the public URL Telegram posts updates to, such as "
-            f"https://bot.example.com/telegram, not {value!r}."
-        )
-    return value
+    return _matching(
+        name, r"https?://[^/\s]+(/\S*)?",
+        "the public URL Telegram posts updates to, such as https://bot.example.com/telegram",
+    )
 
 
 def _listen(name: str, default: tuple[str, int]) -> tuple[str, int]:
