@@ -26,9 +26,10 @@ from index.retrieval.highlight import best_sentence
 from index.retrieval.hybrid import HybridRetriever
 from index.retrieval.retrievers import DenseRetriever, LexicalRetriever, Query, Retriever
 from index.store.generations import StoredIndex, active_manifest, load_index, rebuild_hint
-from index.store.lexical import LexicalQuery, load_segmenter, sentence_overlap
+from index.store.lexical import LexicalQuery, sentence_overlap
 from index.store.manifest import CorpusRecord
 from index.store.milvus import MilvusPassageVectors, MilvusStore, MilvusVectorIndex
+from index.store.segmenter import load_segmenter
 from index.store.vectors import PassageVectors
 from qabot.errors import IndexNotReady, QabotError
 

@@ -25,13 +25,13 @@ import json
 import logging
 import math
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from corpus.clean import fold
 from corpus.language import HAN_CHARACTERS
+from index.store.segmenter import segment
 
 #: The files this index adds to a generation folder (bm25s' own format, our names).
 DATA = "lexical-data.npy"
@@ -50,30 +50,6 @@ _HAN_RUN = re.compile(f"([{HAN_CHARACTERS}]+)")
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
 _HAS_WORD = re.compile(r"[^\W_]")
 
-_jieba = None
-_jieba_lock = threading.Lock()
-
-
-def _segmenter():
-    """jieba, initialised once, quietly (it logs to stderr and builds a cache on first use)."""
-    global _jieba
-    if _jieba is None:
-        with _jieba_lock:
-            if _jieba is None:
-                import jieba
-
-                jieba.setLogLevel(logging.WARNING)
-                logging.getLogger("jieba").setLevel(logging.WARNING)
-                jieba.initialize()
-                _jieba = jieba
-    return _jieba
-
-
-def load_segmenter() -> None:
-    """Load jieba's dictionary now (0.7 s, 72 MB) instead of at the first Chinese text."""
-    _segmenter()
-
-
 def tokenize(text: str) -> list[str]:
     """The lexical tokens of ``text`` (English, Chinese or both mixed), in order."""
     text = fold(text)
@@ -82,7 +58,7 @@ def tokenize(text: str) -> list[str]:
         if not piece:
             continue
         if i % 2:  # a run of Han characters
-            tokens.extend(w for w in _segmenter().lcut(piece) if _HAS_WORD.search(w))
+            tokens.extend(w for w in segment(piece) if _HAS_WORD.search(w))
         else:
             tokens.extend(_WORD.findall(piece))
     return tokens
