@@ -187,7 +187,8 @@ def _speed(embedder, address: str) -> dict:
 def _copy_to_milvus(source: Path, stored, store):
     """The active generation of ``source`` with its vectors moved to Milvus, in a new index
     folder (same passages, spans, BM25 and calibration; no vector files)."""
-    from index.store.generations import CURRENT, MANIFEST, VECTOR_FILES
+    from index.store.generations import MANIFEST, VECTOR_FILES
+    from index.store.pointer import CURRENT
 
     target = WORK / "index-100000-milvus"
     shutil.rmtree(target, ignore_errors=True)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import time
+from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ from bot.reindex import reindex
 from bot.state import BotState, state_in
 from bot.watch import WATCH_INTERVAL, follow_rebuilds
 from index.build import corpus_changes
+from index.embedding.embedder import Embedder
 from index.retrieval.engine import Engine
 from qabot.engine import load_engine
 from qabot.errors import QabotError
@@ -276,13 +278,14 @@ async def register_commands(application: Application) -> None:
         log.warning("Could not register the command menu: %s", exc)
 
 
-def run(settings: Settings) -> None:
-    """``qabot run``: load the engine once, then long-poll Telegram (or serve the webhook,
+def run(settings: Settings, model: Future[Embedder] | None = None) -> None:
+    """``qabot run``: load the engine once (with ``model`` if its loading has started,
+    :func:`qabot.engine.start_loading_model`), then long-poll Telegram (or serve the webhook,
     when QABOT_WEBHOOK_URL is set) until stopped."""
     require_token(settings)
     logs.configure(settings.telegram_token, settings.webhook_secret, _password(settings.database_url))
     log.info("Loading the model and the index from %s", settings.index_dir)
-    engine = load_engine(settings)
+    engine = load_engine(settings, model)
     stale = corpus_changes(engine.corpus, settings.corpus_dir)
     if stale:
         log.warning(

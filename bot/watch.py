@@ -14,7 +14,7 @@ import asyncio
 import logging
 
 from bot.state import BotState
-from index.store.generations import current_generation
+from index.store.pointer import current_generation
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)

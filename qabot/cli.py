@@ -112,13 +112,15 @@ def _embedded(embedded: int, texts: int) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.engine import load_engine
-    from qabot.text_render import answer_json, answer_text
+    from qabot.engine import load_engine, start_loading_model
 
     question = " ".join(args.question).strip()
     if not question:
         raise QabotError("Ask a question, e.g. qabot ask \"What is Wuhan's hydrogen plan?\"")
-    answer = load_engine(settings).ask(question, top_k=args.top_k)
+    model = start_loading_model(settings)
+    from qabot.text_render import answer_json, answer_text
+
+    answer = load_engine(settings, model).ask(question, top_k=args.top_k)
     if args.json:
         print(json.dumps(answer_json(answer), ensure_ascii=False))
     else:
@@ -127,13 +129,15 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
-    from qabot.engine import load_engine
+    from qabot.engine import load_engine, start_loading_model
+
+    model = start_loading_model(settings)
     from qabot.text_render import answer_text, sources_text
 
     with contextlib.suppress(ImportError):  # line editing and history for input(), where there is readline
         import readline  # noqa: F401
 
-    engine = load_engine(settings)
+    engine = load_engine(settings, model)
     print("Ask about the articles (English or 中文). /sources lists them, /quit or Ctrl-D ends.")
     while True:
         try:
@@ -193,9 +197,13 @@ def cmd_feedback_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import run
+    from qabot.engine import start_loading_model
 
-    run(settings)
+    # Without a token the bot stops at once: no model to load for it.
+    model = start_loading_model(settings) if settings.telegram_token else None
+    from bot.app import run  # python-telegram-bot, SQLAlchemy: 0.6 s, while the model loads
+
+    run(settings, model)
     return 0
 
 
@@ -205,7 +213,7 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     from urllib.error import URLError
     from urllib.request import urlopen
 
-    from index.store.generations import current_generation
+    from index.store.pointer import current_generation
 
     if settings.webhook_url:
         host, port = settings.webhook_listen

@@ -388,7 +388,7 @@ def telegram_in_thread():
 def test_run_answers_until_stopped(monkeypatch, tmp_path):
     """``qabot run`` itself: polls, answers, and shuts down cleanly on SIGINT."""
     engine = TinyEngine([hit("Run works.")])
-    monkeypatch.setattr(app_module, "load_engine", lambda _: engine)
+    monkeypatch.setattr(app_module, "load_engine", lambda *_: engine)
     with telegram_in_thread() as (server, on_loop):
 
         async def ask_then_stop():
@@ -407,7 +407,7 @@ def test_run_answers_until_stopped(monkeypatch, tmp_path):
 def test_a_token_revoked_while_running_ends_the_bot_with_a_clear_error(monkeypatch, tmp_path):
     """getUpdates answering 401 mid-run: exit non-zero (a supervisor restarts or alerts)."""
     monkeypatch.setattr(
-        app_module, "load_engine", lambda _: TinyEngine([hit("Still here.")])
+        app_module, "load_engine", lambda *_: TinyEngine([hit("Still here.")])
     )
     watchdog = threading.Timer(60, os.kill, (os.getpid(), signal.SIGINT))  # fail, never hang
     with telegram_in_thread() as (server, on_loop):
@@ -430,7 +430,7 @@ def test_a_token_revoked_while_running_ends_the_bot_with_a_clear_error(monkeypat
 
 
 def test_run_explains_a_rejected_token_without_quoting_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(app_module, "load_engine", lambda _: TinyEngine([]))
+    monkeypatch.setattr(app_module, "load_engine", lambda *_: TinyEngine([]))
     with telegram_in_thread() as (server, _), pytest.raises(QabotError) as error:
         run(dataclasses.replace(settings_for(server, tmp_path / "qabot.db"),
                                 telegram_token="999:wrong-secret"))

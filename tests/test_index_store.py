@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from corpus.records import Document, Passage
-from index.store.generations import CURRENT, load_documents, load_index, write_index
+from index.store.generations import load_documents, load_index, write_index
+from index.store.pointer import CURRENT
 from index.store.manifest import ModelRecord
 from qabot.errors import IndexNotReady
 from qabot.files import file_sha256

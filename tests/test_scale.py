@@ -25,7 +25,7 @@ from fake_telegram import FakeTelegram
 from servers import fresh_postgres_database, free_port, nginx_proxy
 
 from index.build import build_index
-from index.store.generations import current_generation
+from index.store.pointer import current_generation
 from index.store.milvus import MilvusStore
 
 ADMIN = 4242

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,6 +109,20 @@ class Embedder:
         else:
             encoder, backend = _loading(model_id, lambda: _SentenceTransformerEncoder(source)), "torch"
         return cls(encoder, model_id, _weights_fingerprint(source), backend)
+
+    @classmethod
+    def load_in_background(cls, model: ModelSource) -> Future[Embedder]:
+        """Start :meth:`load` in a thread of its own and return at once.
+
+        Most of loading leaves Python's lock free (SentencePiece building its trie, ONNX
+        Runtime reading the graph: 0.7 s on 2 cores), so the caller's imports and the index
+        go on meanwhile; :meth:`result` of the future gives the model or raises its error.
+        """
+        loader = ThreadPoolExecutor(1, thread_name_prefix="model")
+        try:
+            return loader.submit(cls.load, model)
+        finally:
+            loader.shutdown(wait=False)  # the thread ends with the load
 
     @property
     def fingerprint(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,8 @@ from index.retrieval.fusion import Fused, NullStatistics, is_short
 from index.retrieval.highlight import best_sentence
 from index.retrieval.hybrid import HybridRetriever
 from index.retrieval.retrievers import DenseRetriever, LexicalRetriever, Query, Retriever
-from index.store.generations import StoredIndex, active_manifest, load_index, rebuild_hint
+from index.store.generations import StoredIndex, active_manifest, load_index
+from index.store.pointer import rebuild_hint
 from index.store.lexical import LexicalQuery, sentence_overlap
 from index.store.manifest import CorpusRecord
 from index.store.milvus import MilvusPassageVectors, MilvusStore, MilvusVectorIndex
@@ -140,29 +141,29 @@ class Engine:
     def load(
         cls,
         index_dir: Path,
-        model: ModelSource,
+        model: ModelSource | Future[Embedder],
         *,
         min_score: float | None = None,
         retriever: str = "hybrid",
         vector_store: MilvusStore | None = None,
     ) -> "Engine":
-        """Load the model while the index loads. ``vector_store``: Milvus, when the index
-        keeps its vectors there.
+        """Load the model while the index loads. ``model``: what to load, or a load already
+        under way (:meth:`Embedder.load_in_background`, started before the caller's own
+        imports). ``vector_store``: Milvus, when the index keeps its vectors there.
 
         A missing index is reported before anything loads. Over an index with Chinese
         passages, jieba's dictionary is loaded too: any question may need it (a Chinese one to
-        search, an English one to highlight a Chinese passage). It takes 0.65 s, all of it
-        holding Python's lock, so it starts once the model's own loading is under way, most of
-        which (SentencePiece, ONNX Runtime) does not hold the lock. On 2 cores the bundled
-        index, model and dictionary load in 0.74 s, against 1.05 s one after the other
-        (median of 5, alternating)."""
-        active_manifest(index_dir)
-        with ThreadPoolExecutor(1, thread_name_prefix="model") as loader:
-            embedder = loader.submit(Embedder.load, model)
-            stored = load_index(index_dir, vector_store)
-            if _has_chinese(stored):
-                load_segmenter()
-            return cls(embedder.result(), stored, min_score, retriever, vector_store=vector_store)
+        search, an English one to highlight a Chinese passage). Most of the model's loading
+        (SentencePiece, ONNX Runtime) does not hold Python's lock, so the index and the
+        dictionary load meanwhile: on 2 cores 0.74 s for all three, against 1.05 s one after
+        the other (median of 5, alternating)."""
+        if not isinstance(model, Future):
+            active_manifest(index_dir)
+            model = Embedder.load_in_background(model)
+        stored = load_index(index_dir, vector_store)
+        if _has_chinese(stored):
+            load_segmenter()
+        return cls(model.result(), stored, min_score, retriever, vector_store=vector_store)
 
     @classmethod
     def with_model(

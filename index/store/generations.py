@@ -41,6 +41,7 @@ from corpus.sentences import sentence_spans
 from index.store import lexical
 from index.store.manifest import CorpusRecord, Manifest, ModelRecord
 from index.store.milvus import MilvusRows, MilvusStore, MilvusVectorIndex
+from index.store.pointer import CURRENT, active_generation, current_generation, rebuild_hint
 from index.store.vectors import EXACT_MAX_PASSAGES, build_vector_index, describe
 from qabot.errors import IndexNotReady, QabotError
 from qabot.files import file_sha256
@@ -48,7 +49,6 @@ from qabot.files import file_sha256
 #: 2: sentence vectors and the lexical (BM25) index were added. 3: the manifest holds the
 #: index's null statistics (``calibration``, see index.calibration).
 FORMAT_VERSION = 3
-CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.jsonl"
@@ -80,15 +80,11 @@ class StoredIndex:
     sentence_vectors: np.ndarray | MilvusRows
 
 
-def rebuild_hint(index_dir: Path) -> str:
-    return f"Rebuild it with `qabot index build --index {index_dir}` (or /reindex in the bot)."
-
-
 def load_index(index_dir: Path, vector_store: MilvusStore | None = None) -> StoredIndex:
     """Load the active generation, checking every file against the manifest.
     ``vector_store``: where the vectors are when the generation was built with them in
     Milvus (its manifest says so)."""
-    generation = _active_generation(index_dir)
+    generation = active_generation(index_dir)
     folder = index_dir / generation
     manifest = _read_manifest(index_dir, folder)
     if manifest.vector_store and vector_store is None:
@@ -341,34 +337,6 @@ def index_size_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
 
 
-def current_generation(index_dir: Path) -> str | None:
-    """The name of the active generation (a cheap read of ``CURRENT``), or None if there is
-    no usable one: for noticing a rebuild made by another process."""
-    try:
-        return _active_generation(index_dir)
-    except IndexNotReady:
-        return None
-
-
-def _active_generation(index_dir: Path) -> str:
-    pointer = index_dir / CURRENT
-    try:
-        generation = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise IndexNotReady(
-            f"There is no index in {index_dir} yet. Build it with "
-            f"`qabot index build --index {index_dir}`."
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexNotReady(f"Cannot read {pointer}: {exc}. {rebuild_hint(index_dir)}") from exc
-    if not generation.startswith("gen-") or not (index_dir / generation).is_dir():
-        raise IndexNotReady(
-            f"The index in {index_dir} is corrupt: {CURRENT} names no complete build. "
-            f"{rebuild_hint(index_dir)}"
-        )
-    return generation
-
-
 def _read_manifest(index_dir: Path, folder: Path) -> Manifest:
     try:
         manifest = Manifest.from_dict(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
@@ -419,12 +387,12 @@ def _fsync(path: Path) -> None:
 
 def active_manifest(index_dir: Path) -> Manifest:
     """The active generation's manifest only: cheap, for checks that need no search."""
-    return _read_manifest(index_dir, index_dir / _active_generation(index_dir))
+    return _read_manifest(index_dir, index_dir / active_generation(index_dir))
 
 
 def load_documents(index_dir: Path) -> list[Document]:
     """The indexed articles' metadata only: cheap, for listings that need no search."""
-    folder = index_dir / _active_generation(index_dir)
+    folder = index_dir / active_generation(index_dir)
     try:
         rows = json.loads((folder / DOCUMENTS).read_text(encoding="utf-8"))
         return [Document(**row) for row in rows]
