@@ -304,3 +304,18 @@ def test_the_chinese_segmenter_is_loaded_with_the_model(cli_env):
     env = {**os.environ, "QABOT_INDEX_DIR": str(cli_env.index_dir), "QABOT_MODEL_DIR": str(cli_env.model_dir)}
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert loaded.returncode == 0 and "jieba loaded: True" in loaded.stdout, loaded.stderr
+
+
+@pytest.mark.parametrize("command", [["ask", "What is Wuhan's hydrogen plan?"], ["run"]])
+def test_without_an_index_the_model_is_never_loaded(command, tmp_path, monkeypatch, capsys):
+    """ask and run start loading the model before their imports, but only over an index:
+    without one they say how to build it, and no model is loaded or prepared for nothing."""
+    loads = []
+    monkeypatch.setattr("index.embedding.embedder.Embedder.load", classmethod(lambda cls, model: loads.append(model)))
+    monkeypatch.setenv("QABOT_INDEX_DIR", str(tmp_path / "nothing-built-yet"))
+    monkeypatch.setenv("QABOT_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:" + "A" * 35)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", "http://127.0.0.1:9/bot")  # never reached
+    code, out, err = _run(capsys, *command)
+    assert code != 0 and "There is no index in" in out + err and "qabot index build" in out + err
+    assert loads == [] and not (tmp_path / "model").exists()
