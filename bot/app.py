@@ -45,6 +45,7 @@ from index.embedding.embedder import Embedder
 from index.retrieval.engine import Engine
 from qabot.engine import load_engine
 from qabot.errors import QabotError
+from qabot.memory import release_freed_memory
 from qabot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -286,6 +287,7 @@ def run(settings: Settings, model: Future[Embedder] | None = None) -> None:
     logs.configure(settings.telegram_token, settings.webhook_secret, _password(settings.database_url))
     log.info("Loading the model and the index from %s", settings.index_dir)
     engine = load_engine(settings, model)
+    release_freed_memory()
     stale = corpus_changes(engine.corpus, settings.corpus_dir)
     if stale:
         log.warning(

@@ -13,6 +13,7 @@ from bot.fairness import QuestionLimiter
 from bot.feedback import FeedbackStore
 from bot.metrics import Metrics
 from index.retrieval.engine import Answer, Engine
+from qabot.memory import release_freed_memory
 from qabot.settings import Settings
 
 _KEY = "qabot"
@@ -51,10 +52,13 @@ class BotState:
         return user is not None and user.id in self.settings.admin_ids
 
     def swap(self, engine: Engine) -> None:
-        """Answer from ``engine`` from now on; results of the old index can no longer be paged."""
+        """Answer from ``engine`` from now on; results of the old index can no longer be paged.
+
+        What the old index and a rebuild freed goes back to the system."""
         self.engine = engine
         self.generation += 1
         self.metrics.serving(engine.generation)
+        release_freed_memory()
 
     def install(self, bot_data: dict) -> None:
         self.metrics.serving(self.engine.generation)
