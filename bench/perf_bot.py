@@ -1,17 +1,18 @@
 """bench/perf.py, section ``bot``: ``qabot run`` against the fake Bot API server: start to
-ready, first answers, peak RSS."""
+ready, first answers, peak RSS after a burst, and after an admin's /reindex of XQuAD's corpus."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import perf_common as common
-from perf_common import Plan, ROOT, Workspace, child_env, pct, qabot_cmd, questions, run_timed, stats
+from perf_common import Plan, ROOT, XQUAD, Workspace, child_env, pct, qabot_cmd, questions, run_timed, stats
 
 # -- the bot -----------------------------------------------------------------------------
 
@@ -26,7 +27,7 @@ def section_bot(ws: Workspace, plan: Plan) -> dict:
     except ImportError as exc:
         return {"error": f"the fake Bot API server cannot be imported ({exc})"}
     ws.ensure_index()
-    runs = [asyncio.run(_bot_once(ws, plan)) for _ in range(plan.bot_runs)]
+    runs = [asyncio.run(_bot_once(ws, plan, reindex=n == 0)) for n in range(plan.bot_runs)]
     errors = [r["error"] for r in runs if "error" in r]
     ok = [r for r in runs if "error" not in r]
     out = {
@@ -41,19 +42,35 @@ def section_bot(ws: Workspace, plan: Plan) -> dict:
         "burst_updates": plan.bot_burst,
         "burst_s": stats(r["burst_s"] for r in ok),
         "rss_burst_mb": stats(r["rss_burst_mb"] for r in ok),
+        **{key: stats(r[key] for r in ok if key in r) for key in (
+            "anon_burst_mb", "file_burst_mb", "reindex_s", "rss_reindex_mb", "anon_reindex_mb", "file_reindex_mb"
+        )},
     }
     if errors:
         out["error"] = errors[0]
     return out
 
 
-async def _bot_once(ws: Workspace, plan: Plan) -> dict:
+#: The admin who sends /reindex.
+ADMIN = 4242
+
+
+async def _bot_once(ws: Workspace, plan: Plan, reindex: bool) -> dict:
+    """One bot process: start, timed questions, the burst, then (if ``reindex`` and XQuAD's
+    corpus is there) a /reindex from the admin, a first build of that corpus in the bot."""
     from fake_telegram import FakeTelegram
 
     qs = questions()
+    reindex = reindex and (XQUAD / "corpus").is_dir()
+    index = ws.index
+    if reindex:  # its own copy: the rebuild replaces it, and the embedding cache there
+        index = ws.dir / f"bot-index-{time.monotonic_ns()}"  # knows none of XQuAD's texts
+        shutil.copytree(ws.index, index)
     async with FakeTelegram() as telegram:
         env = child_env(
-            QABOT_INDEX_DIR=str(ws.index),
+            QABOT_INDEX_DIR=str(index),
+            QABOT_ADMIN_IDS=str(ADMIN),
+            QABOT_CORPUS_DIR=str(XQUAD / "corpus") if reindex else str(ws.settings().corpus_dir),
             TELEGRAM_BOT_TOKEN=telegram.token,
             TELEGRAM_API_BASE_URL=telegram.base_url,
             # A database per run: each fake server numbers its updates from 1 again, and the
@@ -92,9 +109,14 @@ async def _bot_once(ws: Workspace, plan: Plan) -> dict:
                         first_answer = time.monotonic() - started
                 peak = _vm(proc.pid, "VmHWM")
                 burst_s = await _burst(telegram, qs, plan.bot_burst)
+                rss_burst = _vm(proc.pid, "VmHWM")
+                split = {"anon_burst_mb": _vm(proc.pid, "RssAnon"), "file_burst_mb": _vm(proc.pid, "RssFile")}
+                rebuilt = await _reindex(telegram, proc.pid) if reindex else {}
                 return {
+                    **rebuilt,
+                    **split,
                     "burst_s": burst_s,
-                    "rss_burst_mb": _vm(proc.pid, "VmHWM"),
+                    "rss_burst_mb": rss_burst,
                     "ready_s": ready_at,
                     "first_answer_s": first_answer,
                     "answer_p50_ms": pct(latencies, 50) * 1000,
@@ -136,6 +158,32 @@ async def _burst(telegram, qs: list[str], count: int) -> float:
         lambda: all(len(telegram.sent(chat)) >= n for chat, n in expected.items()), timeout=900
     )
     return time.monotonic() - started
+
+
+async def _reindex(telegram, pid: int) -> dict:
+    """/reindex from the admin; seconds until the status message says the index was
+    rebuilt, and the bot's peak RSS then."""
+    admin = telegram.user(ADMIN)
+    before = len(telegram.sent(ADMIN))
+    started = time.monotonic()
+    telegram.send(admin, "/reindex")
+    await telegram.wait_for(lambda: len(telegram.sent(ADMIN)) > before, timeout=60)
+    status = telegram.sent(ADMIN)[before]["message_id"]
+
+    def finished() -> bool:
+        text = telegram.message(ADMIN, status)["text"]
+        return text.startswith(("Index rebuilt", "The rebuild failed"))
+
+    await telegram.wait_for(finished, timeout=1800)
+    text = telegram.message(ADMIN, status)["text"]
+    if not text.startswith("Index rebuilt"):
+        raise RuntimeError(f"/reindex did not rebuild the index: {text[:200]}")
+    return {
+        "reindex_s": time.monotonic() - started,
+        "rss_reindex_mb": _vm(pid, "VmHWM"),
+        "anon_reindex_mb": _vm(pid, "RssAnon"),
+        "file_reindex_mb": _vm(pid, "RssFile"),
+    }
 
 
 def _vm(pid: int, field: str) -> float | None:
