@@ -152,6 +152,8 @@ class JournaledApplication(Application):
         self.kept = 0
         #: The task taking over updates other replicas left (``adopt``), while running.
         self.adopter: asyncio.Task | None = None
+        #: The task registering the command menu, while it runs (see ``_start``).
+        self.menu: asyncio.Task | None = None
 
     async def process_update(self, update: object) -> None:
         if not isinstance(update, Update):
@@ -245,9 +247,10 @@ def add_handlers(application: Application) -> None:
 
 async def _start(application: JournaledApplication, watch_interval: float) -> None:
     """After start-up: the updates left from the last run, the command menu, and following
-    rebuilds made outside the bot."""
+    rebuilds made outside the bot. The menu is registered beside the polling, not before
+    it: two calls to Telegram (retried when it fails) that no answer needs."""
+    application.menu = asyncio.create_task(register_commands(application))
     await application.resume()
-    await register_commands(application)
     state = state_in(application.bot_data)
     state.watcher = asyncio.create_task(follow_rebuilds(state, watch_interval))
     application.adopter = asyncio.create_task(application.adopt())
@@ -255,9 +258,10 @@ async def _start(application: JournaledApplication, watch_interval: float) -> No
 
 async def _stop(application: JournaledApplication) -> None:
     state = state_in(application.bot_data)
-    if application.adopter is not None:
-        application.adopter.cancel()
-        application.adopter = None
+    for task in (application.adopter, application.menu):
+        if task is not None:
+            task.cancel()
+    application.adopter = application.menu = None
     if state.watcher is not None:
         state.watcher.cancel()
         state.watcher = None

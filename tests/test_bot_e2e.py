@@ -103,7 +103,7 @@ async def test_start_help_and_command_menus(telegram, qabot, engine):
     assert f"I answer questions about {len(engine.documents)} articles" in english["text"]
     assert "/sources" in english["text"] and f"{BOT} your question" in english["text"]
     assert f"我可以根据 {len(engine.documents)} 篇文章回答问题" in chinese["text"]
-    assert set(telegram.commands) == {"", "zh"}
+    await telegram.wait_for(lambda: set(telegram.commands) == {"", "zh"})  # registered beside polling
     assert [c["command"] for c in telegram.commands["zh"]] == ["ask", "sources", "help"]
     assert "提问" in telegram.commands["zh"][0]["description"]
 
