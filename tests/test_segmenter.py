@@ -55,3 +55,10 @@ def test_a_cache_folder_others_may_write_is_not_used(tmp_path, jiebas_own):
     shared.chmod(0o777)
     assert prefix_dictionary(jieba.Tokenizer(), shared) == jiebas_own
     assert list(shared.iterdir()) == []
+
+
+def test_without_a_dictionary_file_to_name_the_cache_after_jieba_builds_it(tmp_path, monkeypatch, jiebas_own):
+    """A zipped install has no dict.txt on disk: no cache then, but the same dictionary."""
+    monkeypatch.setattr(segmenter, "_dictionary_file", lambda tokenizer: tmp_path / "no-such-dict.txt")
+    assert prefix_dictionary(jieba.Tokenizer(), tmp_path / "cache") == jiebas_own
+    assert list((tmp_path / "cache").iterdir()) == []

@@ -77,8 +77,10 @@ def _segmenter(cache_dir: Path | None = None):
 def prefix_dictionary(tokenizer, cache_dir: Path) -> tuple[dict[str, int], int]:
     """``tokenizer``'s prefix dictionary and the sum of its frequencies, from the cache in
     ``cache_dir`` if it has one for this dictionary, else built by jieba and cached."""
-    source = _dictionary_file(tokenizer)
-    cache = _cache_file(cache_dir, source) if _usable(cache_dir) else None
+    try:
+        cache = _cache_file(cache_dir, _dictionary_file(tokenizer)) if _usable(cache_dir) else None
+    except OSError:  # jieba's dictionary is not a file of its own (a zipped install): no cache
+        cache = None
     if cache is not None and cache.is_file():
         try:
             return _read(cache)
