@@ -10,8 +10,8 @@ def release_freed_memory() -> None:
 
     Why: glibc keeps freed pages for the process to reuse, and loading leaves many it will
     never reuse (the ONNX graph's 14 MB of protobuf, the tokenizer's model, the index's
-    files read for their checksums): after loading the model and the index, a bot held
-    36 MB of them (128 MB instead of 164 MB once trimmed, measured on 2 cores). A no-op
+    files read for their checksums): a process that had loaded the model held 36 MB of
+    them (128 MB instead of 164 MB once trimmed, measured on 2 cores). A no-op
     where the C library has no ``malloc_trim`` (musl, macOS).
     """
     try:

@@ -568,13 +568,13 @@ async def test_bot_answers_while_telegram_refuses_its_command_menu(telegram, tmp
     application = build_application(
         settings_for(telegram, tmp_path / "qabot.db"), engine, network_backoff=1.0
     )
-    started = time.monotonic()
     async with polling(application, ALLOWED_UPDATES):
         telegram.send(telegram.user(15), "anyone there?")
-        [reply] = await telegram.replies(15, timeout=10)
-        answered = time.monotonic() - started
-    assert reply["text"].startswith("Still answers.") and answered < 10
-    assert telegram.calls_to("setMyCommands") and telegram.commands == {}
+        [reply] = await telegram.replies(15)
+        menu_calls_by_then = len(telegram.calls_to("setMyCommands"))
+    assert reply["text"].startswith("Still answers.")
+    assert 1 <= menu_calls_by_then < 5  # answered while the menu was still being retried
+    assert telegram.commands == {}
 
 
 @pytest.mark.asyncio

@@ -30,12 +30,9 @@ _jieba = None
 _lock = threading.Lock()
 
 
-def load_segmenter(cache_dir: Path | None = None) -> None:
-    """Load jieba's dictionary now (0.24 s from the cache) instead of at the first Chinese text.
-
-    ``cache_dir``: where the dictionary cache lies (:func:`default_cache_dir` if not given).
-    """
-    _segmenter(cache_dir)
+def load_segmenter() -> None:
+    """Load jieba's dictionary now (0.24 s from the cache) instead of at the first Chinese text."""
+    _segmenter()
 
 
 def is_loaded() -> bool:
@@ -55,7 +52,7 @@ def default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"qabot-{user}"
 
 
-def _segmenter(cache_dir: Path | None = None):
+def _segmenter():
     """jieba, its dictionary loaded once per process, quietly (it logs to stderr)."""
     global _jieba
     if _jieba is None:
@@ -67,7 +64,7 @@ def _segmenter(cache_dir: Path | None = None):
                 tokenizer = jieba.dt
                 with tokenizer.lock:
                     if not tokenizer.initialized:
-                        words = prefix_dictionary(tokenizer, cache_dir or default_cache_dir())
+                        words = prefix_dictionary(tokenizer, default_cache_dir())
                         tokenizer.FREQ, tokenizer.total = words
                         tokenizer.initialized = True
                 _jieba = jieba
