@@ -8,6 +8,8 @@ Bounded: every update is answered or deliberately ignored within a minute.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 
@@ -55,6 +57,10 @@ async def test_three_hundred_fuzzed_updates_get_no_apology_and_no_traceback(tele
             telegram.send(user, text, **extra)
             private_texts[user["id"]] = private_texts.get(user["id"], 0) + 1
     await telegram.wait_for(lambda: telegram.acknowledged >= 300, timeout=60)
+    # Fetched is not answered: give every private chat the minute the docstring promises
+    # (a fixed second after fetching failed once in CI), then check what came of it below.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await telegram.wait_for(lambda: all(telegram.sent(u) for u in private_texts), timeout=60)
     await telegram.quiet(1.0)
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("bot")]
     assert not failures, failures[0].getMessage()
