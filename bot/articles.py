@@ -33,7 +33,6 @@ from bot.reindex import rebuild
 from bot.render import render_sources
 from bot.state import BotState, state_of
 from corpus import Document as Article
-from corpus import load_corpus
 from corpus.read import ARTICLE_SUFFIXES, find_article_files
 
 log = logging.getLogger(__name__)
@@ -127,6 +126,8 @@ async def _checked_download(state: BotState, document: Document, lang: Lang) -> 
 
 def _check_readable(name: str, data: bytes, limit: int, lang: Lang) -> None:
     """The file read as the corpus reader will: it must decode and yield passages."""
+    from corpus import load_corpus  # the reading pipeline, imported when first needed
+
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / name).write_bytes(data)
         corpus = load_corpus(Path(folder), limit)

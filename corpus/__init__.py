@@ -17,7 +17,6 @@ Where things happen, one module per step:
 * ``import_seeds`` rebuilds the bundled ``articles/`` from the raw seed pages
 """
 
-from corpus.load import Corpus, load_corpus
 from corpus.records import Document, Passage
 from corpus.sentences import split_sentences
 from corpus.tokens import estimate_tokens
@@ -30,3 +29,14 @@ __all__ = [
     "load_corpus",
     "split_sentences",
 ]
+
+
+def __getattr__(name: str):
+    """``Corpus`` and ``load_corpus`` on first use: they bring the whole reading pipeline
+    (YAML, markup cleaning, boilerplate patterns: 50-130 ms of imports), which answering a
+    question never needs, while every question needs ``records`` and ``language``."""
+    if name in ("Corpus", "load_corpus"):
+        from corpus import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module 'corpus' has no attribute {name!r}")

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from corpus.article import Article, parse_article
-from corpus.read import HTML_SUFFIXES, UnreadableFile, find_article_files, read_text
+from corpus.read import (
+    HTML_SUFFIXES,
+    MAX_ARTICLE_BYTES,
+    UnreadableFile,
+    find_article_files,
+    read_text,
+)
 from corpus.records import Document, Passage
 from corpus.split import split_into_passages
 from qabot.errors import CorpusNotFound
@@ -30,11 +36,6 @@ class Corpus:
     documents: list[Document]
     passages: list[Passage]
     warnings: list[str]
-
-
-#: Articles larger than this are skipped with a warning unless the caller allows more: a
-#: news article is tens of KB, and a 50 MB file (473,774 texts) would take ~7 hours to embed.
-MAX_ARTICLE_BYTES = 2_000_000  # QABOT_MAX_ARTICLE_MB's default
 
 
 def load_corpus(folder: Path, max_article_bytes: int = MAX_ARTICLE_BYTES) -> Corpus:

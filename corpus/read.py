@@ -12,6 +12,10 @@ ARTICLE_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm", ".pdf"})
 HTML_SUFFIXES = frozenset({".html", ".htm"})
 PDF_SUFFIX = ".pdf"
 
+#: Articles larger than this are skipped with a warning unless the caller allows more: a
+#: news article is tens of KB, and a 50 MB file (473,774 texts) would take ~7 hours to embed.
+MAX_ARTICLE_BYTES = 2_000_000  # QABOT_MAX_ARTICLE_MB's default
+
 
 class UnreadableFile(Exception):
     """The file cannot be used as an article; the message says why, for the warning."""

@@ -9,9 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpus import load_corpus
-from corpus.load import MAX_ARTICLE_BYTES
-from corpus.read import find_article_files
+from corpus.read import MAX_ARTICLE_BYTES, find_article_files
 from index.calibration import null_statistics, reference_questions
 from index.embedding.cache import embed_with_cache
 from index.embedding.embedder import Embedder, ModelSource, Progress
@@ -27,7 +25,6 @@ from index.store.milvus import MilvusStore
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -60,6 +57,8 @@ def build_index(
     twice), or which one to load, after the corpus and the folder have been checked.
     ``vector_store``: Milvus, to keep the vectors there instead of in the folder.
     """
+    from corpus import load_corpus  # the reading pipeline: not imported by a bot that only answers
+
     started = time.perf_counter()
     corpus = load_corpus(corpus_dir, max_article_bytes)
     if not corpus.passages:

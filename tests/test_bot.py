@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import random
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
@@ -1063,3 +1066,18 @@ def test_replicas_starting_together_migrate_a_fresh_database_once(database_url):
         opened = list(pool.map(lambda _: open_database(database_url), range(4)))
     for database in opened:
         assert FeedbackStore(database).stats().total == 0
+
+
+def test_starting_the_bot_imports_neither_the_corpus_reader_nor_httpx_command_line():
+    """What the bot's start need not wait for: the corpus reader (YAML, markup cleaning,
+    boilerplate patterns), imported at the first /reindex or upload, and httpx's
+    command-line client (click, rich), never used: 120-150 ms of the start together."""
+    script = (
+        "import json, sys\n"
+        "import bot.app\n"
+        "print(json.dumps(sorted(m for m in ('corpus.load', 'yaml', 'click', 'rich') if m in sys.modules)))\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == []
