@@ -6,6 +6,7 @@ replies to it are questions; other chatter gets no answer at all.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Longest question accepted, in characters; longer text is rarely a question.
 MAX_QUESTION = 1000
+#: Seconds an answer may take before "typing…" is shown. A warm answer takes ~10 ms, so
+#: it is rarely sent: Telegram counts each one like a message against the bot's 30
+#: requests a second and a group's 20 a minute, and the answer used to wait for it.
+TYPING_AFTER = 1.0
 #: Hits fetched per question: the answer page plus two pages behind "More".
 TOP_K = PAGE_SIZE * 3
 
@@ -108,10 +113,9 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     state = state_of(context)
     if not await _may_ask(update, state, lang):
         return
-    with contextlib.suppress(TelegramError):  # "typing…" is a courtesy, not worth failing over
-        await message.reply_chat_action(ChatAction.TYPING)
     engine = state.engine  # the one that answers, even if a rebuild is swapped in meanwhile
-    result = await state.ask(question, TOP_K, _continued_article(state, message, question, context.bot))
+    asking = state.ask(question, TOP_K, _continued_article(state, message, question, context.bot))
+    result = await _typing_if_slow(message, asyncio.ensure_future(asking))
     question_id = _log_question(state, message, result, lang, engine.generation)
     if not result.answered:
         await message.reply_html(render_decline(result.nearest, lang))
@@ -124,6 +128,18 @@ async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: s
     if question_id is not None:
         with contextlib.suppress(SQLAlchemyError):  # only follow-ups by reply would miss it
             state.feedback.sent_as(question_id, sent.message_id)
+
+
+async def _typing_if_slow(message: Message, asking: asyncio.Future[Answer]) -> Answer:
+    """The answer, with "typing…" shown first if it takes more than :data:`TYPING_AFTER`."""
+    try:
+        done, _ = await asyncio.wait({asking}, timeout=TYPING_AFTER)
+        if not done:
+            with contextlib.suppress(TelegramError):  # a courtesy, not worth failing over
+                await message.reply_chat_action(ChatAction.TYPING)
+        return await asking
+    finally:
+        asking.cancel()  # nothing once answered; if this update is cancelled, the search too
 
 
 def _continued_article(state: BotState, message: Message, question: str, bot: Bot) -> str | None:

@@ -131,7 +131,33 @@ async def test_english_question_gets_the_passage_with_citation(telegram, qabot, 
     assert text.count("\n• ") == len(also) <= 2
     assert all(hit.document.title[:40] in text for hit in also)
     assert "reply_to_message" not in reply  # private chats get no quote
-    assert telegram.calls_to("sendChatAction")[0].params["action"] == "typing"
+    assert telegram.calls_to("sendChatAction") == []  # a quick answer: no "typing…" first
+
+
+@pytest.mark.asyncio
+async def test_typing_is_shown_only_before_a_slow_answer(telegram, qabot, monkeypatch):
+    """Each "typing…" counts against Telegram's limits like a message (a group's 20 a
+    minute), so it is sent only when an answer takes longer than TYPING_AFTER."""
+    from bot import handlers
+    from bot.state import BotState
+
+    ask = BotState.ask
+
+    async def slow_for_one_user(self, question, top_k, within=None):
+        if question == ZH_QUESTION:
+            await asyncio.sleep(handlers.TYPING_AFTER + 0.5)
+        return await ask(self, question, top_k, within)
+
+    monkeypatch.setattr(BotState, "ask", slow_for_one_user)
+    telegram.send(telegram.user(91), EN_QUESTION)
+    await telegram.replies(91)
+    assert telegram.calls_to("sendChatAction") == []
+    telegram.send(telegram.user(92, "zh"), ZH_QUESTION)
+    [reply] = await telegram.replies(92, timeout=15)
+    assert "1.52亿元" in reply["text"]
+    [typing] = telegram.calls_to("sendChatAction")
+    assert int(typing.params["chat_id"]) == 92 and typing.params["action"] == "typing"
+    assert typing.at < telegram.calls_to("sendMessage")[-1].at  # before the answer
 
 
 @pytest.mark.asyncio
@@ -455,7 +481,6 @@ async def test_flood_control_and_server_errors_delay_but_never_lose_replies(tele
     telegram.fail("sendMessage", 500)
     telegram.fail("getUpdates", 503)
     telegram.drop("getUpdates")
-    telegram.slow("sendChatAction", 1.0)
     telegram.send(telegram.user(61), ZH_QUESTION)
     [reply] = await telegram.replies(61, timeout=20)
     assert "1.52亿元" in reply["text"]
