@@ -154,6 +154,7 @@ def test_console_script_answers_end_to_end(settings_with_index):
     """The installed `qabot` entry point, in a fresh process (real model load)."""
     env = {**os.environ, "QABOT_INDEX_DIR": str(settings_with_index.index_dir),
            "QABOT_MODEL_DIR": str(settings_with_index.model_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONUNBUFFERED", None)  # output to a pipe is buffered, as for most users
     qabot = Path(sys.executable).with_name("qabot")
     done = subprocess.run([str(qabot), "ask", "Huanglian Port cargo throughput", "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
@@ -185,13 +186,17 @@ def test_a_bad_top_k_says_what_is_expected(cli_env, capsys):
     assert "must be a whole number, not 'abc'" in capsys.readouterr().err
 
 
-def test_a_closed_pipe_ends_quietly(settings_with_index):
-    """`qabot sources | head` where head has already gone: no traceback."""
-    env = {**os.environ, "QABOT_INDEX_DIR": str(settings_with_index.index_dir), "HF_HUB_OFFLINE": "1"}
+@pytest.mark.parametrize("command", [["sources"], ["ask", "Huanglian Port cargo throughput"]])
+def test_a_closed_pipe_ends_quietly(settings_with_index, command):
+    """`qabot sources | head` where head has already gone: no traceback, also when the
+    output is buffered (`ask` then ends the process itself: cli._exit_now)."""
+    env = {**os.environ, "QABOT_INDEX_DIR": str(settings_with_index.index_dir),
+           "QABOT_MODEL_DIR": str(settings_with_index.model_dir), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONUNBUFFERED", None)  # output to a pipe is buffered, as for most users
     qabot = Path(sys.executable).with_name("qabot")
     read, write = os.pipe()
     os.close(read)  # the reader is gone before qabot writes a byte
-    done = subprocess.run([str(qabot), "sources"], stdout=write, stderr=subprocess.PIPE,
+    done = subprocess.run([str(qabot), *command], stdout=write, stderr=subprocess.PIPE,
                           text=True, env=env, timeout=120)
     os.close(write)
     assert "Traceback" not in done.stderr and "Broken" not in done.stderr
