@@ -24,10 +24,13 @@ def jiebas_own():
 
 def test_the_cached_dictionary_is_jiebas_own(tmp_path, jiebas_own):
     built = prefix_dictionary(jieba.Tokenizer(), tmp_path)  # no cache yet: built, then saved
-    (cache,) = tmp_path.glob("jieba-*.npz")
+    (cache,) = tmp_path.glob("jieba-*.marisa")
     read = prefix_dictionary(jieba.Tokenizer(), tmp_path)  # from the cache
-    assert built == read == jiebas_own
+    words, total = jiebas_own
+    assert dict(read[0].items()) == dict(built[0].items()) == words and read[1] == built[1] == total
     assert len(read[0]) == 498_113 and read[0]["重庆"] > 0 and read[0]["中华人民共和"] == 0  # a prefix of 中华人民共和国
+    assert "重庆" in read[0] and "重庆x" not in read[0] and read[0].get("重庆x") is None
+    assert cache.stat().st_size < 5_000_000  # mapped, not a 56 MB dict
 
 
 def test_text_is_segmented_as_jieba_segments_it():
@@ -39,13 +42,26 @@ def test_text_is_segmented_as_jieba_segments_it():
         assert segmenter.segment(text) == reference.lcut(text)
 
 
-def test_a_damaged_cache_is_rebuilt(tmp_path, jiebas_own):
+def _damaged(data: bytes, how: str) -> bytes:
+    if how == "cut short":  # as by a full disk
+        return data[:10_000]
+    flipped = bytearray(data)  # bits changed in place: marisa would map it without a word
+    for at in range(5_000, len(flipped), 997):
+        flipped[at] ^= 0xFF
+    return bytes(flipped)
+
+
+@pytest.mark.parametrize("how", ["cut short", "bits flipped"])
+def test_a_damaged_cache_is_rebuilt(tmp_path, jiebas_own, how):
     prefix_dictionary(jieba.Tokenizer(), tmp_path)
-    (cache,) = tmp_path.glob("jieba-*.npz")
-    cache.write_bytes(cache.read_bytes()[: 10_000])  # cut short, as by a full disk
-    assert prefix_dictionary(jieba.Tokenizer(), tmp_path) == jiebas_own
-    assert prefix_dictionary(jieba.Tokenizer(), tmp_path) == jiebas_own  # and readable again
-    assert cache.stat().st_size > 1_000_000
+    (cache,) = tmp_path.glob("jieba-*.marisa")
+    intact = cache.read_bytes()
+    cache.write_bytes(_damaged(intact, how))
+    for _ in range(2):  # rebuilt, and readable again
+        words, total = prefix_dictionary(jieba.Tokenizer(), tmp_path)
+        assert len(words) == len(jiebas_own[0]) and total == jiebas_own[1]
+        assert all(words.get(w) == f for w, f in list(jiebas_own[0].items())[::97])
+    assert cache.read_bytes() == intact
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
@@ -53,7 +69,7 @@ def test_a_cache_folder_others_may_write_is_not_used(tmp_path, jiebas_own):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
-    assert prefix_dictionary(jieba.Tokenizer(), shared) == jiebas_own
+    assert prefix_dictionary(jieba.Tokenizer(), shared) == jiebas_own  # jieba's own dict
     assert list(shared.iterdir()) == []
 
 

@@ -152,11 +152,10 @@ class Engine:
         imports). ``vector_store``: Milvus, when the index keeps its vectors there.
 
         A missing index is reported before anything loads. Over an index with Chinese
-        passages, jieba's dictionary is loaded too: any question may need it (a Chinese one to
-        search, an English one to highlight a Chinese passage). Most of the model's loading
-        (SentencePiece, ONNX Runtime) does not hold Python's lock, so the index and the
-        dictionary load meanwhile: on 2 cores 0.74 s for all three, against 1.05 s one after
-        the other (median of 5, alternating)."""
+        passages, jieba's dictionary is loaded too (mapped: a few milliseconds): any question
+        may need it (a Chinese one to search, an English one to highlight a Chinese passage).
+        Most of the model's loading (SentencePiece, ONNX Runtime) does not hold Python's lock,
+        so the index loads meanwhile."""
         if not isinstance(model, Future):
             active_manifest(index_dir)
             model = Embedder.load_in_background(model)

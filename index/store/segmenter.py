@@ -1,37 +1,39 @@
-"""Chinese words: jieba, with its dictionary loaded from a faster cache of our own.
+"""Chinese words: jieba, with its dictionary memory-mapped from a cache of our own.
 
 jieba segments with a *prefix dictionary*: each of the 349,046 words of its dictionary with
 its frequency, and every prefix of a word with 0 (498,113 entries in all). ``jieba.initialize()``
-reads it from a marshal cache in the temp folder: 0.87 s on 2 cores, all of it holding
-Python's lock, the largest single cost of a cold start over an index with Chinese passages.
-This module keeps the same dictionary as one UTF-8 text and an array of frequencies, which
-become jieba's dict in 0.24 s (median of 3, side by side), and hands it to jieba: the words
-are exactly jieba's own (tests/test_segmenter.py builds both and compares them).
+reads it from a marshal cache in the temp folder into a dict: 0.87 s on 2 cores, all of it
+holding Python's lock, and 56 MB in every process that segments Chinese. This module keeps
+the same entries in a marisa-trie file instead (2.1 MB), which every process maps in well
+under a millisecond and shares through the page cache; :class:`WordFrequencies` answers
+jieba's lookups from it. The words are exactly jieba's own (tests/test_segmenter.py builds
+both and compares them); a lookup costs about twice a dict's, so segmenting takes 12 µs a
+character instead of 6 (0.1 ms for a question).
 
-The cache is a file per user (a folder only they may write, in the temp folder), named after
-jieba's version and its dictionary file (path, size, modification time). A missing or
-unreadable one is rebuilt with jieba's own builder (about 1.5 s, once) and replaced
-atomically, so processes starting together never read half a file.
+The cache is a trie file and a small JSON record (jieba's total frequency and the trie's
+sha256, checked at every load) per user, in a folder only they may write in the temp
+folder, named after jieba's version and its dictionary file (path, size, modification
+time). A missing, damaged or mismatched one is rebuilt with jieba's own builder (about 2 s,
+once) and replaced atomically, so processes starting together never read half a file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 import threading
-import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-
-import numpy as np
 
 _jieba = None
 _lock = threading.Lock()
 
 
 def load_segmenter() -> None:
-    """Load jieba's dictionary now (0.24 s from the cache) instead of at the first Chinese text."""
+    """Load jieba's dictionary now (mapped from the cache) instead of at the first Chinese text."""
     _segmenter()
 
 
@@ -71,9 +73,34 @@ def _segmenter():
     return _jieba
 
 
-def prefix_dictionary(tokenizer, cache_dir: Path) -> tuple[dict[str, int], int]:
-    """``tokenizer``'s prefix dictionary and the sum of its frequencies, from the cache in
-    ``cache_dir`` if it has one for this dictionary, else built by jieba and cached."""
+class WordFrequencies(Mapping):
+    """jieba's prefix dictionary as jieba reads it (``in``, ``[]``, ``get``), answered from a
+    memory-mapped marisa-trie: 2.1 MB of shared file pages instead of a 56 MB dict."""
+
+    def __init__(self, trie) -> None:
+        self._trie = trie  # a marisa_trie.RecordTrie of (frequency,) records
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._trie
+
+    def __getitem__(self, word: str) -> int:
+        return self._trie[word][0][0]
+
+    def get(self, word: str, default: int | None = None) -> int | None:
+        found = self._trie.get(word)
+        return found[0][0] if found else default
+
+    def __iter__(self):
+        return iter(self._trie.keys())
+
+    def __len__(self) -> int:
+        return len(self._trie)
+
+
+def prefix_dictionary(tokenizer, cache_dir: Path) -> tuple[Mapping[str, int], int]:
+    """``tokenizer``'s prefix dictionary and the sum of its frequencies: mapped from the
+    cache in ``cache_dir`` if it has one for this dictionary, else built by jieba and cached
+    (jieba's own dict when no cache can be written)."""
     try:
         cache = _cache_file(cache_dir, _dictionary_file(tokenizer)) if _usable(cache_dir) else None
     except OSError:  # jieba's dictionary is not a file of its own (a zipped install): no cache
@@ -81,15 +108,16 @@ def prefix_dictionary(tokenizer, cache_dir: Path) -> tuple[dict[str, int], int]:
     if cache is not None and cache.is_file():
         try:
             return _read(cache)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError):
+        except (OSError, ValueError, KeyError, RuntimeError):  # marisa says RuntimeError
             pass  # rebuilt below
     words, total = tokenizer.gen_pfdict(tokenizer.get_dict_file())
-    if cache is not None:
-        try:
-            _write(cache, words, total)
-        except OSError:
-            pass  # a read-only temp folder: build again next time, as jieba would
-    return words, total
+    if cache is None:
+        return words, total
+    try:
+        _write(cache, words, total)
+        return _read(cache)
+    except (OSError, ValueError, KeyError, RuntimeError):
+        return words, total  # a read-only temp folder: build again next time, as jieba would
 
 
 def _dictionary_file(tokenizer) -> Path:
@@ -105,7 +133,7 @@ def _cache_file(cache_dir: Path, source: Path) -> Path:
 
     stat = source.stat()
     key = f"{jieba.__version__}\0{source.absolute()}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    return cache_dir / f"jieba-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    return cache_dir / f"jieba-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marisa"
 
 
 def _usable(cache_dir: Path) -> bool:
@@ -118,25 +146,39 @@ def _usable(cache_dir: Path) -> bool:
     return not hasattr(os, "getuid") or (info.st_uid == os.getuid() and not info.st_mode & 0o022)
 
 
-def _read(cache: Path) -> tuple[dict[str, int], int]:
-    with np.load(cache, allow_pickle=False) as saved:
-        words = saved["words"].tobytes().decode("utf-8").split("\n")
-        frequencies = saved["frequencies"]
-        total = int(saved["total"])
-    if len(words) != len(frequencies):
-        raise ValueError(f"{cache}: {len(words)} words but {len(frequencies)} frequencies")
-    return dict(zip(words, frequencies.tolist())), total
+def _record(cache: Path) -> Path:
+    """The JSON beside the trie: jieba's total frequency, the entry count, the trie's sha256."""
+    return cache.with_suffix(".json")
+
+
+def _read(cache: Path) -> tuple[WordFrequencies, int]:
+    import marisa_trie
+
+    record = json.loads(_record(cache).read_text(encoding="utf-8"))
+    trie = marisa_trie.RecordTrie("<I")
+    trie.mmap(str(cache))
+    if hashlib.sha256(cache.read_bytes()).hexdigest() != record["sha256"] or len(trie) != record["entries"]:
+        raise ValueError(f"{cache} does not match its record")  # damaged, or being replaced
+    return WordFrequencies(trie), int(record["total"])
 
 
 def _write(cache: Path, words: dict[str, int], total: int) -> None:
-    text = "\n".join(words).encode("utf-8")
-    frequencies = np.fromiter(words.values(), dtype=np.int64, count=len(words))
-    handle, temporary = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
+    """The trie, then its record, each written whole and renamed into place."""
+    import marisa_trie
+
+    trie = marisa_trie.RecordTrie("<I", ((word, (frequency,)) for word, frequency in words.items()))
+    data = trie.tobytes()
+    _replace(cache, data)
+    record = {"total": total, "entries": len(trie), "sha256": hashlib.sha256(data).hexdigest()}
+    _replace(_record(cache), json.dumps(record).encode("utf-8"))
+
+
+def _replace(target: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
-            np.savez(out, words=np.frombuffer(text, dtype=np.uint8), frequencies=frequencies,
-                     total=np.int64(total))
-        os.replace(temporary, cache)
+            out.write(data)
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
