@@ -23,7 +23,9 @@ def jiebas_own():
 
 
 def test_the_cached_dictionary_is_jiebas_own(tmp_path, jiebas_own):
+    (tmp_path / "jieba-0123456789abcdef.npz").write_bytes(b"the previous format")
     built = prefix_dictionary(jieba.Tokenizer(), tmp_path)  # no cache yet: built, then saved
+    assert not list(tmp_path.glob("*.npz"))  # the previous format's cache is removed
     (cache,) = tmp_path.glob("jieba-*.marisa")
     read = prefix_dictionary(jieba.Tokenizer(), tmp_path)  # from the cache
     words, total = jiebas_own

@@ -171,6 +171,8 @@ def _write(cache: Path, words: dict[str, int], total: int) -> None:
     _replace(cache, data)
     record = {"total": total, "entries": len(trie), "sha256": hashlib.sha256(data).hexdigest()}
     _replace(_record(cache), json.dumps(record).encode("utf-8"))
+    for old in cache.parent.glob("jieba-*.npz"):  # the previous format's caches, 9 MB each
+        old.unlink(missing_ok=True)
 
 
 def _replace(target: Path, data: bytes) -> None:
