@@ -1,8 +1,10 @@
 """``/reindex``: an admin rebuilds the index from chat while the old one keeps answering.
 
-The build runs in a worker thread (it is CPU-bound for minutes on a large corpus). Its
-progress callback only records the latest numbers; the event loop edits one status
-message from them every few seconds, so Telegram's edit limits are never hit.
+The build runs in a process of its own (``index.build_process``): it is CPU-bound for
+minutes on a large corpus, and what it holds goes back to the system when it ends instead
+of staying in the bot (319 MB instead of 235 after a first build of XQuAD's corpus). Its
+progress reports only record the latest numbers; the event loop edits one status message
+from them every few seconds, so Telegram's edit limits are never hit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from telegram.ext import Application, ContextTypes
 from bot.i18n import Lang, choose_language, plain, text
 from bot.render import shorten
 from bot.state import BotState, state_of
-from index.build import BuildReport, build_index
+from index.build import BuildReport
+from index.build_process import build_in_child
 from qabot.errors import QabotError
 
 log = logging.getLogger(__name__)
@@ -31,25 +34,17 @@ PROGRESS_INTERVAL = 3.0
 SHOWN_WARNINGS = 5
 
 
-class RebuildCancelled(QabotError):
-    """The bot is stopping: the build gave up at its next progress report."""
-
-
 class _Progress:
-    """The build's latest (done, total) and when it started embedding, written by the worker
-    thread, read by the loop; ``cancelled``, set by the loop, stops the build."""
+    """The build's latest (done, total) and when it started embedding."""
 
     def __init__(self) -> None:
         self.latest: tuple[int, int] | None = None
         self.first: tuple[float, int] | None = None  # (time, done) of the first report
-        self.cancelled = False
 
     def __call__(self, done: int, total: int) -> None:
-        if self.cancelled:
-            raise RebuildCancelled("the bot is stopping")
         if self.first is None:
             self.first = (time.monotonic(), done)  # cached texts count as done at once
-        self.latest = (done, total)  # a single assignment: safe across threads
+        self.latest = (done, total)
 
     def describe(self, lang: Lang) -> str:
         if not self.latest or not self.latest[1]:
@@ -99,33 +94,28 @@ async def rebuild(
     cancellation ``status`` says so, the old index keeps answering, and None is returned.
     The caller holds ``state.rebuilding``."""
     progress = _Progress()
+    settings, store = state.settings, state.engine.vector_store
     build = asyncio.ensure_future(
-        asyncio.to_thread(
-            build_index,
-            state.settings.corpus_dir,
-            state.settings.index_dir,
-            state.engine.embedder,
-            max_article_bytes=state.settings.max_article_bytes,
+        build_in_child(
+            settings.corpus_dir,
+            settings.index_dir,
+            settings.model_source,
+            max_article_bytes=settings.max_article_bytes,
             progress=progress,
-            vector_store=state.engine.vector_store,
+            vector_store=store.address if store else "",
         )
     )
-    shown = progress.describe(lang)  # what the status message says now
-    while True:
-        finished, _ = await asyncio.wait({build}, timeout=PROGRESS_INTERVAL)
-        if finished:
-            break
-        if not application.running:  # stopping (SIGTERM): do not hold the shutdown up
-            progress.cancelled = True
-        shown = await _edit_progress(status, progress.describe(lang), shown)
+    try:
+        if not await _follow(build, progress, status, lang, application):
+            log.warning("Index rebuild cancelled: the bot is stopping; the previous index stays")
+            with contextlib.suppress(TelegramError):
+                await status.edit_text(text("reindex_cancelled", lang))
+            return None
+    finally:
+        build.cancel()  # a no-op once it is done; if this handler is cancelled, the child ends
     try:
         report = build.result()
-        engine = await asyncio.to_thread(state.engine.with_index, state.settings.index_dir)
-    except RebuildCancelled:
-        log.warning("Index rebuild cancelled: the bot is stopping; the previous index stays")
-        with contextlib.suppress(TelegramError):
-            await status.edit_text(text("reindex_cancelled", lang))
-        return None
+        engine = await asyncio.to_thread(state.engine.with_index, settings.index_dir)
     except QabotError as exc:
         log.warning("Index rebuild failed: %s", exc)
         await status.edit_text(text("reindex_failed", lang, reason=shorten(str(exc), 1500)[0]))
@@ -138,6 +128,24 @@ async def rebuild(
     state.swap(engine)
     log.info("Index rebuilt: %d documents, %d passages", report.documents, report.passages)
     return report
+
+
+async def _follow(
+    build: asyncio.Future, progress: _Progress, status: Message, lang: Lang, application: Application
+) -> bool:
+    """Show ``build``'s progress in ``status`` until it ends (True), or end it if the bot
+    is stopping (False: SIGTERM must not wait minutes for a build)."""
+    shown = progress.describe(lang)  # what the status message says now
+    while True:
+        finished, _ = await asyncio.wait({build}, timeout=PROGRESS_INTERVAL)
+        if finished:
+            return True
+        if not application.running:
+            build.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await build  # the child has ended
+            return False
+        shown = await _edit_progress(status, progress.describe(lang), shown)
 
 
 async def _edit_progress(status: Message, wanted: str, shown: str) -> str:

@@ -83,3 +83,30 @@ def milvus_address():
 
     with milvus_server() as address:
         yield address
+
+
+@pytest.fixture(scope="session")
+def long_corpus(tmp_path_factory) -> Path:
+    """40 made-up articles, ~960 texts to embed: a first build of them takes half a minute
+    on 2 cores, long enough to stop, kill or watch one midway."""
+    import random
+
+    rng = random.Random(14)
+    cities = ["Wuhan", "Xiangyang", "Yichang", "Changsha", "Zhuzhou", "Nanchang", "Jiujiang"]
+    goods = ["bearings", "gearboxes", "fuel cells", "steel coils", "wafers", "batteries", "pumps"]
+    folder = tmp_path_factory.mktemp("long-corpus")
+    for article in range(40):
+        paragraphs = []
+        for paragraph in range(6):
+            plant = article * 10 + paragraph
+            city, product = rng.choice(cities), rng.choice(goods)
+            paragraphs.append(
+                f"Plant {plant} in {city} made {rng.randint(100, 99999)} {product} in "
+                f"{rng.randint(2001, 2039)}, {rng.randint(2, 90)} percent more than the year "
+                f"before. It employs {rng.randint(20, 9000)} people on {rng.randint(2, 40)} "
+                f"lines. Its owner plans {rng.randint(1, 9)} more lines for {product} by "
+                f"{rng.randint(2030, 2049)}."
+            )
+        text = f"# Plants of group {article}\n\n" + "\n\n".join(paragraphs) + "\n"
+        (folder / f"group-{article}.md").write_text(text, encoding="utf-8")
+    return folder

@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from fake_telegram import FakeTelegram, parse_html, polling
+from processes import alive, children
 
 from bot import reindex as reindex_module
 from bot.app import ALLOWED_UPDATES, CONCURRENT_UPDATES, build_application
@@ -331,18 +332,16 @@ def small_corpus(bot_settings, engine, tmp_path):
 
 
 def build_on_a_slow_machine(monkeypatch) -> None:
-    """/reindex runs the real build, pausing 1 s after each progress report, so the loop
-    can show progress (and be stopped) meanwhile."""
-    real_build = reindex_module.build_index
+    """/reindex runs the real build in its process, and its result arrives 1.5 s after the
+    build ended, so the loop can show progress (and answer questions) meanwhile."""
+    real_build = reindex_module.build_in_child
 
-    def slow_build(*args, progress, **kwargs):
-        def report(done, total):
-            progress(done, total)
-            time.sleep(1.0)
+    async def slow_build(*args, **kwargs):
+        report = await real_build(*args, **kwargs)
+        await asyncio.sleep(1.5)
+        return report
 
-        return real_build(*args, progress=report, **kwargs)
-
-    monkeypatch.setattr(reindex_module, "build_index", slow_build)
+    monkeypatch.setattr(reindex_module, "build_in_child", slow_build)
     monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
 
 
@@ -396,23 +395,26 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
 
 @pytest.mark.asyncio
 async def test_stopping_the_bot_mid_rebuild_cancels_it_and_keeps_the_old_index(
-    telegram, engine, small_corpus, monkeypatch
+    telegram, engine, small_corpus, long_corpus, monkeypatch
 ):
-    build_on_a_slow_machine(monkeypatch)
-    (small_corpus.index_dir / "embedding-cache.npz").unlink()  # every text to embed again
-    monkeypatch.setattr("index.embedding.embedder.PROGRESS_EVERY", 1)  # a report (and a pause) per text:
-    # the build would take a minute
-    before = load_index(small_corpus.index_dir).generation
-    async with start_bot(small_corpus, engine) as application:
+    """A first build of ``long_corpus`` takes half a minute; the bot stops at once, and its
+    build process with it."""
+    monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
+    settings = dataclasses.replace(small_corpus, corpus_dir=long_corpus)
+    before = load_index(settings.index_dir).generation
+    async with start_bot(settings, engine) as application:
         state = application.bot_data["qabot"]
         telegram.send(telegram.user(ADMIN), "/reindex")
         [status] = await telegram.replies(ADMIN)
         await telegram.wait_for(
-            lambda: "texts embedded" in telegram.message(ADMIN, status["message_id"])["text"]
+            lambda: "texts embedded" in telegram.message(ADMIN, status["message_id"])["text"],
+            timeout=60,
         )
+        [build] = children(os.getpid(), "index.build_process")
         stopping = time.monotonic()
-    assert time.monotonic() - stopping < 15  # not the minute the build would take
-    assert not state.rebuilding and load_index(small_corpus.index_dir).generation == before
+    assert time.monotonic() - stopping < 15  # not the half minute the build would take
+    assert not alive(build) and not children(os.getpid(), "index.build_process")
+    assert not state.rebuilding and load_index(settings.index_dir).generation == before
     assert telegram.message(ADMIN, status["message_id"])["text"].startswith("The rebuild was stopped")
 
 
@@ -699,10 +701,10 @@ async def test_only_admins_can_add_articles(telegram, small_corpus, engine):
 async def test_a_failed_add_leaves_the_articles_as_they_were(
     telegram, small_corpus, engine, monkeypatch
 ):
-    def failing_build(*args, **kwargs):
+    async def failing_build(*args, **kwargs):
         raise QabotError("the disk is full")
 
-    monkeypatch.setattr(reindex_module, "build_index", failing_build)
+    monkeypatch.setattr(reindex_module, "build_in_child", failing_build)
     async with start_bot(small_corpus, engine) as application:
         admin = telegram.user(ADMIN)
         telegram.document(admin, "zhuzhou-bearings.md", NEW_ARTICLE.encode())
