@@ -4,7 +4,6 @@ ready, first answers, peak RSS after a burst, and after an admin's /reindex of X
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import time
 
 import perf_common as common
 from perf_common import Plan, ROOT, XQUAD, Workspace, child_env, pct, qabot_cmd, questions, run_timed, stats
+from procfs import children, pss_mb, status_mb
 
 # -- the bot -----------------------------------------------------------------------------
 
@@ -43,7 +43,8 @@ def section_bot(ws: Workspace, plan: Plan) -> dict:
         "burst_s": stats(r["burst_s"] for r in ok),
         "rss_burst_mb": stats(r["rss_burst_mb"] for r in ok),
         **{key: stats(r[key] for r in ok if key in r) for key in (
-            "anon_burst_mb", "file_burst_mb", "reindex_s", "rss_reindex_mb", "anon_reindex_mb", "file_reindex_mb"
+            "anon_burst_mb", "file_burst_mb", "reindex_s", "rss_reindex_mb", "anon_reindex_mb", "file_reindex_mb",
+            "build_process_peak_mb", "pss_with_build_mb",
         )},
     }
     if errors:
@@ -92,7 +93,7 @@ async def _bot_once(ws: Workspace, plan: Plan, reindex: bool) -> dict:
                         return {"error": f"the bot did not start polling (exit {proc.returncode}): {tail}"}
                     await asyncio.sleep(0.01)
                 ready_at = telegram.calls_to("getUpdates")[0].at - started
-                rss_ready = _vm(proc.pid, "VmRSS")
+                rss_ready = status_mb(proc.pid, "VmRSS")
                 latencies = []
                 first_answer = None
                 for n, question in enumerate(qs[: plan.bot_questions]):
@@ -107,10 +108,10 @@ async def _bot_once(ws: Workspace, plan: Plan, reindex: bool) -> dict:
                     latencies.append(time.monotonic() - t)
                     if first_answer is None:
                         first_answer = time.monotonic() - started
-                peak = _vm(proc.pid, "VmHWM")
+                peak = status_mb(proc.pid, "VmHWM")
                 burst_s = await _burst(telegram, qs, plan.bot_burst)
-                rss_burst = _vm(proc.pid, "VmHWM")
-                split = {"anon_burst_mb": _vm(proc.pid, "RssAnon"), "file_burst_mb": _vm(proc.pid, "RssFile")}
+                rss_burst = status_mb(proc.pid, "VmHWM")
+                split = {"anon_burst_mb": status_mb(proc.pid, "RssAnon"), "file_burst_mb": status_mb(proc.pid, "RssFile")}
                 rebuilt = await _reindex(telegram, proc.pid) if reindex else {}
                 return {
                     **rebuilt,
@@ -162,7 +163,7 @@ async def _burst(telegram, qs: list[str], count: int) -> float:
 
 async def _reindex(telegram, pid: int) -> dict:
     """/reindex from the admin; seconds until the status message says the index was
-    rebuilt, and the bot's peak RSS then."""
+    rebuilt, the bot's peak RSS then, and the build process's (sampled every 50 ms)."""
     admin = telegram.user(ADMIN)
     before = len(telegram.sent(ADMIN))
     started = time.monotonic()
@@ -174,22 +175,23 @@ async def _reindex(telegram, pid: int) -> dict:
         text = telegram.message(ADMIN, status)["text"]
         return text.startswith(("Index rebuilt", "The rebuild failed"))
 
-    await telegram.wait_for(finished, timeout=1800)
+    build_peak = together = 0.0
+    deadline = time.monotonic() + 1800
+    while not finished():
+        if time.monotonic() > deadline:
+            raise RuntimeError("/reindex did not end within 30 minutes")
+        builds = children(pid)
+        build_peak = max([build_peak, *(status_mb(b, "VmHWM") or 0 for b in builds)])
+        together = max(together, sum(pss_mb(p) or 0 for p in (pid, *builds)))
+        await asyncio.sleep(0.05)
     text = telegram.message(ADMIN, status)["text"]
     if not text.startswith("Index rebuilt"):
         raise RuntimeError(f"/reindex did not rebuild the index: {text[:200]}")
     return {
         "reindex_s": time.monotonic() - started,
-        "rss_reindex_mb": _vm(pid, "VmHWM"),
-        "anon_reindex_mb": _vm(pid, "RssAnon"),
-        "file_reindex_mb": _vm(pid, "RssFile"),
+        "rss_reindex_mb": status_mb(pid, "VmHWM"),
+        "anon_reindex_mb": status_mb(pid, "RssAnon"),
+        "file_reindex_mb": status_mb(pid, "RssFile"),
+        "build_process_peak_mb": build_peak,
+        "pss_with_build_mb": together,
     }
-
-
-def _vm(pid: int, field: str) -> float | None:
-    """A VmRSS/VmHWM line of /proc/PID/status, in MB."""
-    with contextlib.suppress(OSError):
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return None

