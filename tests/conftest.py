@@ -87,15 +87,15 @@ def milvus_address():
 
 @pytest.fixture(scope="session")
 def long_corpus(tmp_path_factory) -> Path:
-    """40 made-up articles, ~960 texts to embed: a first build of them takes half a minute
-    on 2 cores, long enough to stop, kill or watch one midway."""
+    """80 made-up articles, 1,600 texts to embed (160 passages, their sentences): a first
+    build of them takes about 40 s on 2 cores, long enough to stop or kill one midway."""
     import random
 
     rng = random.Random(14)
     cities = ["Wuhan", "Xiangyang", "Yichang", "Changsha", "Zhuzhou", "Nanchang", "Jiujiang"]
     goods = ["bearings", "gearboxes", "fuel cells", "steel coils", "wafers", "batteries", "pumps"]
     folder = tmp_path_factory.mktemp("long-corpus")
-    for article in range(40):
+    for article in range(80):
         paragraphs = []
         for paragraph in range(6):
             plant = article * 10 + paragraph

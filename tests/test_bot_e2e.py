@@ -397,7 +397,7 @@ async def test_reindex_by_admin_while_questions_keep_flowing(
 async def test_stopping_the_bot_mid_rebuild_cancels_it_and_keeps_the_old_index(
     telegram, engine, small_corpus, long_corpus, monkeypatch
 ):
-    """A first build of ``long_corpus`` takes half a minute; the bot stops at once, and its
+    """A first build of ``long_corpus`` takes about 40 s; the bot stops at once, and its
     build process with it."""
     monkeypatch.setattr(reindex_module, "PROGRESS_INTERVAL", 0.2)
     settings = dataclasses.replace(small_corpus, corpus_dir=long_corpus)
@@ -412,7 +412,7 @@ async def test_stopping_the_bot_mid_rebuild_cancels_it_and_keeps_the_old_index(
         )
         [build] = children(os.getpid(), "index.build_process")
         stopping = time.monotonic()
-    assert time.monotonic() - stopping < 15  # not the half minute the build would take
+    assert time.monotonic() - stopping < 15  # not the 40 s the build would take
     assert not alive(build) and not children(os.getpid(), "index.build_process")
     assert not state.rebuilding and load_index(settings.index_dir).generation == before
     assert telegram.message(ADMIN, status["message_id"])["text"].startswith("The rebuild was stopped")
