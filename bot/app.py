@@ -308,8 +308,8 @@ def run(settings: Settings, model: Future[Embedder] | None = None) -> None:
         else:  # bootstrap_retries=-1: if Telegram is unreachable at start, keep trying.
             application.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=-1)
     except InvalidToken:
-        # PTB's own message quotes the token; this one doesn't. (A token revoked mid-run
-        # raises here too, from the last getUpdates of the shutdown: said below.)
+        # PTB's own message quotes the token; this one doesn't. (Mid-run, getUpdates raises
+        # bot.network.TokenRejected instead, and the bot stops in order: said below.)
         if not application.bot_data.get(TOKEN_REJECTED):
             raise QabotError(
                 "Telegram rejected the token in TELEGRAM_BOT_TOKEN. Copy it again from "

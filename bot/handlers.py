@@ -20,6 +20,7 @@ from telegram.ext import ContextTypes
 from bot.fairness import Turn
 from bot.feedback import Vote
 from bot.i18n import Lang, choose_language, plain, text
+from bot.network import TokenRejected
 from bot.followup import continued
 from bot.paging import keyboard, parse_callback, parse_vote
 from bot.render import (
@@ -257,6 +258,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Log what failed with enough context to debug it, and tell the user. Polling's own
     network trouble (no update) is one line each: the loop retries by itself."""
     error = context.error
+    if isinstance(error, TokenRejected):  # the bot is stopping; `qabot run` says why
+        return
     if update is None and isinstance(error, NetworkError):
         log.warning("Fetching updates failed (%s); retrying", error)
         return

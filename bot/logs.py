@@ -10,6 +10,10 @@ from __future__ import annotations
 import logging
 import re
 
+from telegram.error import InvalidToken
+
+from bot.network import TokenRejected
+
 MASK = "<token>"
 
 
@@ -38,6 +42,16 @@ class RedactToken(logging.Filter):
         return True
 
 
+class QuietRejectedToken(logging.Filter):
+    """Drops python-telegram-bot's records of a token Telegram refuses, at start or mid-run,
+    which carry a traceback: ``qabot run`` ends with one line of its own saying so
+    (``bot.app.run``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, (InvalidToken, TokenRejected))
+
+
 def quiet_http_client() -> None:
     """httpx logs every request URL, token included, at INFO: keep it to warnings."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -53,6 +67,7 @@ def configure(token: str, *secrets: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in root.handlers:
+        handler.addFilter(QuietRejectedToken())
         for secret in (token, *secrets):
             if secret:
                 handler.addFilter(RedactToken(secret))

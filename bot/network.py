@@ -94,6 +94,18 @@ class RetryingRateLimiter(AIORateLimiter):
                 await asyncio.sleep(delay)
 
 
+class TokenRejected(NetworkError):
+    """Telegram answered ``getUpdates`` with 401/404: the token was revoked, or the bot
+    deleted, while it ran.
+
+    Raised instead of letting python-telegram-bot raise its ``InvalidToken`` there: that
+    one ends its polling task with the exception, which its shutdown re-raises before it
+    stops the application, so the process exited with its tasks destroyed mid-flight (a
+    traceback on stderr, after ten seconds). A network error keeps the polling loop backing
+    off until ``on_rejected`` has stopped the bot, which then shuts down in order.
+    """
+
+
 class PollingRequest(HTTPXRequest):
     """The HTTP client of ``getUpdates`` (one connection, as python-telegram-bot's default),
     the one place that sees each batch of updates before python-telegram-bot does.
@@ -102,10 +114,10 @@ class PollingRequest(HTTPXRequest):
     ``getUpdates`` acknowledges it, and Telegram then forgets it. If recording fails, the
     batch is not handed on, so Telegram keeps it and sends it again.
 
-    ``on_rejected`` hears when Telegram stops accepting the token mid-run (401/404).
-    python-telegram-bot then ends its polling loop but keeps the process alive and silent,
-    so a supervisor's restart policy never fires; ``getUpdates`` bypasses the rate limiter,
-    so this is where the answer can be seen.
+    ``on_rejected`` hears when Telegram stops accepting the token mid-run (401/404), and
+    the request raises :class:`TokenRejected`. python-telegram-bot would end its polling
+    loop but keep the process alive and silent, so a supervisor's restart policy never
+    fires; ``getUpdates`` bypasses the rate limiter, so this is where the answer can be seen.
     """
 
     def __init__(
@@ -122,7 +134,8 @@ class PollingRequest(HTTPXRequest):
         code, payload = await super().do_request(*args, **kwargs)
         if code in (401, 404):
             self.on_rejected()
-        elif code == 200 and (updates := _updates_in(payload)):
+            raise TokenRejected("Telegram no longer accepts the bot's token")
+        if code == 200 and (updates := _updates_in(payload)):
             try:
                 self.on_updates(updates)
             except QabotError as exc:  # the polling loop backs off and logs one line

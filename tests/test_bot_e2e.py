@@ -531,6 +531,37 @@ async def _bot_process(settings, log_file):
 
 
 @pytest.mark.asyncio
+async def test_a_rejected_or_revoked_token_ends_the_bot_with_one_line_and_no_traceback(
+    telegram, bot_settings, tmp_path
+):
+    """What ``qabot run`` prints when Telegram refuses its token at start, or mid-run."""
+    said = {}
+    for case in ("rejected", "revoked"):
+        settings = bot_settings
+        if case == "rejected":
+            settings = dataclasses.replace(bot_settings, telegram_token="999:wrong-Secret")
+        log_path = tmp_path / f"{case}.log"
+        with open(log_path, "ab") as log_file:
+            bot = await _bot_process(settings, log_file)
+            try:
+                if case == "revoked":
+                    telegram.send(telegram.user(7), EN_QUESTION)
+                    await telegram.replies(7, timeout=60)
+                    telegram.token = "123456:revoked-in-botfather"
+                assert await asyncio.wait_for(bot.wait(), 60) == 1
+            finally:
+                if bot.returncode is None:
+                    bot.kill()
+        said[case] = log_path.read_text()
+    assert "Telegram rejected the token in TELEGRAM_BOT_TOKEN" in said["rejected"]
+    assert "Telegram stopped accepting the token" in said["revoked"]
+    secrets = ["wrong-secret", bot_settings.telegram_token.rpartition(":")[2].lower()]
+    for case, text in said.items():
+        assert "Traceback" not in text, f"{case}:\n{text}"
+        assert not [s for s in secrets if s in text.lower()], text
+
+
+@pytest.mark.asyncio
 async def test_a_bot_killed_at_random_moments_of_a_burst_loses_no_question(
     telegram, bot_settings, tmp_path
 ):
