@@ -6,7 +6,8 @@ survive restarts and reindexes. The schema and its migrations are in ``bot.schem
 SQLite runs in WAL mode with synchronous commits, so a recorded update survives a power
 cut. A SQLite file that is not a readable database (damaged disk, a stray file at that
 path) is moved aside with a clear log line and a fresh one started: the bot keeps answering
-from its index, and only the log of past questions is set apart for whoever wants it.
+from its index, and only the log of past questions is set apart for whoever wants it. A
+file that another process holds locked is waited for, never taken for a damaged one.
 A PostgreSQL server that cannot be reached is an error to fix, said as such.
 """
 
@@ -103,14 +104,21 @@ def _version(connection: sa.Connection) -> int:
     return 0
 
 
+#: Tries at opening a SQLite file that other processes are opening too, with a growing
+#: pause (9.5 s in all). Switching a new file to WAL mode needs a lock that SQLite's busy
+#: timeout does not always wait for: of 60 fresh files opened by 4 threads at once, 4 failed
+#: with "database is locked", and each such file used to be set aside as damaged.
+OPEN_TRIES = 20
+
+
 def _open_sqlite(path: Path) -> Database:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return _sqlite(path)
+        return _sqlite_when_free(path)
     except NewerSchema as exc:
         raise _unusable(path, exc) from None
     except sa.exc.DatabaseError as exc:
-        if not path.exists():
+        if not path.exists() or _locked(exc):  # a lock held too long is not damage
             raise _unusable(path, exc) from None
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         log.error(
@@ -127,6 +135,24 @@ def _open_sqlite(path: Path) -> Database:
             raise _unusable(path, again) from None
     except (OSError, sa.exc.SQLAlchemyError) as exc:
         raise _unusable(path, exc) from None
+
+
+def _sqlite_when_free(path: Path) -> Database:
+    """:func:`_sqlite`, tried again while another process holds the lock it needs."""
+    for attempt in range(1, OPEN_TRIES):
+        try:
+            return _sqlite(path)
+        except sa.exc.OperationalError as exc:
+            if not _locked(exc):
+                raise
+        time.sleep(0.05 * attempt)
+    return _sqlite(path)  # the last try: its error is the caller's
+
+
+def _locked(exc: sa.exc.DBAPIError) -> bool:
+    """SQLite could not take a lock in time: another connection holds it."""
+    name = getattr(exc.orig, "sqlite_errorname", "")  # Python 3.11+
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc.orig)
 
 
 def _sqlite(path: Path) -> Database:
