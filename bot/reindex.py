@@ -2,7 +2,7 @@
 
 The build runs in a process of its own (``index.build_process``): it is CPU-bound for
 minutes on a large corpus, and what it holds goes back to the system when it ends instead
-of staying in the bot (319 MB instead of 235 after a first build of XQuAD's corpus). Its
+of staying in the bot (320 MB instead of 236 after a first build of XQuAD's corpus). Its
 progress reports only record the latest numbers; the event loop edits one status message
 from them every few seconds, so Telegram's edit limits are never hit.
 """

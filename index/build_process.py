@@ -1,13 +1,13 @@
 """A build in a process of its own, for a long-running caller (the bot's ``/reindex``).
 
 Why not a thread: a build holds what it used until its process ends. In the bot's own
-process a first build of XQuAD's 516 passages left the bot holding 319 MB instead of 206
+process a first build of XQuAD's 516 passages left the bot holding 320 MB instead of 208
 for as long as it ran (ONNX Runtime's buffers for batches of passages, bm25s and scipy,
 the pages of the word table that XQuAD's words touch); with the build in a child, the bot
-holds 235 MB afterwards (the larger index), and the child's 294 MB go back to the system
+holds 236 MB afterwards (the larger index), and the child's 294 MB go back to the system
 when it ends. A crash of native code, or the kernel's out-of-memory killer, takes down the
-build and not the bot. The price: while it runs, the child holds a model of its own, 441 MB
-(PSS) for the two processes instead of 318 MB for one (``bench/side_by_side.py
+build and not the bot. The price: while it runs, the child holds a model of its own, 442 MB
+(PSS) for the two processes instead of 326 MB for one (``bench/side_by_side.py
 --reindexes``, docs/benchmarks-reindex.md).
 
 The protocol is one JSON request on the child's standard input and JSON lines on its
