@@ -104,11 +104,11 @@ def _version(connection: sa.Connection) -> int:
     return 0
 
 
-#: Tries at opening a SQLite file that other processes are opening too, with a growing
-#: pause (9.5 s in all). Switching a new file to WAL mode needs a lock that SQLite's busy
-#: timeout does not always wait for: of 60 fresh files opened by 4 threads at once, 4 failed
-#: with "database is locked", and each such file used to be set aside as damaged.
-OPEN_TRIES = 20
+#: Seconds to keep trying to open a SQLite file that another process holds locked.
+#: Switching a new file to WAL mode needs a lock that SQLite's busy timeout does not always
+#: wait for: of 60 fresh files opened by 4 threads at once, 4 failed with "database is
+#: locked", and each such file used to be set aside as damaged.
+OPEN_WAIT = 10.0
 
 
 def _open_sqlite(path: Path) -> Database:
@@ -118,7 +118,13 @@ def _open_sqlite(path: Path) -> Database:
     except NewerSchema as exc:
         raise _unusable(path, exc) from None
     except sa.exc.DatabaseError as exc:
-        if not path.exists() or _locked(exc):  # a lock held too long is not damage
+        if _locked(exc):  # held too long, but not damage
+            raise QabotError(
+                f"Cannot open the bot's database {path}: another process has held it locked "
+                f"for over {OPEN_WAIT:.0f} s. Stop whatever else uses it (another bot on the "
+                "same QABOT_DATABASE?), or point QABOT_DATABASE at a file of its own."
+            ) from None
+        if not path.exists():
             raise _unusable(path, exc) from None
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         log.error(
@@ -138,15 +144,18 @@ def _open_sqlite(path: Path) -> Database:
 
 
 def _sqlite_when_free(path: Path) -> Database:
-    """:func:`_sqlite`, tried again while another process holds the lock it needs."""
-    for attempt in range(1, OPEN_TRIES):
+    """:func:`_sqlite`, tried again for :data:`OPEN_WAIT` seconds while another process
+    holds the lock it needs."""
+    deadline = time.monotonic() + OPEN_WAIT
+    pause = 0.05
+    while True:
         try:
             return _sqlite(path)
         except sa.exc.OperationalError as exc:
-            if not _locked(exc):
+            if not _locked(exc) or time.monotonic() + pause > deadline:
                 raise
-        time.sleep(0.05 * attempt)
-    return _sqlite(path)  # the last try: its error is the caller's
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
 
 
 def _locked(exc: sa.exc.DBAPIError) -> bool:

@@ -27,6 +27,7 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import ExtBot
 
 from bot import app as app_module
+from bot import database as database_module
 from bot import i18n
 from bot import journal as journal_module
 from bot.app import ALLOWED_UPDATES, build_application, run
@@ -1078,6 +1079,23 @@ def test_a_new_sqlite_file_opened_by_four_replicas_at_once_is_never_set_aside(tm
         FeedbackStore(opened[0]).record(1, "private", "en", Answer("q?", False, []))
         assert [FeedbackStore(db).stats().total for db in opened] == [1, 1, 1, 1]
     assert not list(tmp_path.glob("*/*.damaged-*")) and "moved to" not in caplog.text
+
+
+def test_a_database_another_process_keeps_locked_is_named_as_such_and_kept(tmp_path, monkeypatch):
+    path = tmp_path / "qabot.db"
+    open_database(path).dispose()
+    monkeypatch.setattr(database_module, "OPEN_WAIT", 1.0)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another bot writing, and not letting go
+    try:
+        with pytest.raises(QabotError, match="another process has held it locked") as error:
+            open_database(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "point QABOT_DATABASE" in str(error.value)
+    assert not list(tmp_path.glob("qabot.db.damaged-*"))
+    assert FeedbackStore(open_database(path)).stats().total == 0  # the same file, usable
 
 
 def test_starting_the_bot_imports_neither_the_corpus_reader_nor_httpx_command_line():
