@@ -193,7 +193,7 @@ def dev_questions() -> list[dict]:
 def ensure_index(real: Real, n: int, beta: dict[str, float], folder: Path) -> dict:
     """A synthetic index of ``n`` passages in ``folder`` (reused when its parameters match)."""
     params = {"passages": n, "beta": beta, "real_passages": len(real.passages),
-              "model": real.model.get("fingerprint"), "version": DATA_VERSION}
+              "model": real.model.fingerprint, "version": DATA_VERSION}
     stamp = folder / "bench-params.json"
     with contextlib.suppress(Exception):
         saved = json.loads(stamp.read_text())
