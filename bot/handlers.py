@@ -32,6 +32,7 @@ from bot.render import (
     render_stats,
 )
 from bot.state import BotState, state_of
+from corpus.clean import strip_invisible
 from corpus.language import detect_language
 from index.retrieval.engine import Answer
 
@@ -103,7 +104,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE, question: str) -> None:
     """Search the articles and reply with the best passages, or say plainly that none fit."""
     message = update.effective_message
-    question = question.strip()
+    question = strip_invisible(question).strip()  # zero-width spaces alone are no question
     lang = _language(update, question)
     if not question:
         await message.reply_html(text("empty", lang))

@@ -19,6 +19,7 @@ from telegram.ext import ContextTypes
 from bot.i18n import choose_language, plain
 from bot.render import answering_sentence, render_decline, render_page, shorten
 from bot.state import state_of
+from corpus.clean import strip_invisible
 
 #: Results offered per query.
 RESULTS = 5
@@ -33,7 +34,7 @@ MAX_QUERY = 256
 async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer an inline query with the best passages, or one "no good match" result."""
     query = update.inline_query
-    question = query.query.strip()[:MAX_QUERY]
+    question = strip_invisible(query.query).strip()[:MAX_QUERY]
     if not question:
         await query.answer([], cache_time=CACHE_SECONDS)
         return

@@ -136,9 +136,10 @@ def _embedded(embedded: int, texts: int) -> str:
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from corpus.clean import strip_invisible
     from qabot.engine import load_engine, start_loading_model
 
-    question = " ".join(args.question).strip()
+    question = strip_invisible(" ".join(args.question)).strip()
     if not question:
         raise QabotError("Ask a question, e.g. qabot ask \"What is Wuhan's hydrogen plan?\"")
     model = start_loading_model(settings)
@@ -153,6 +154,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from corpus.clean import strip_invisible
     from qabot.engine import load_engine, start_loading_model
 
     model = start_loading_model(settings)
@@ -165,7 +167,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     print("Ask about the articles (English or 中文). /sources lists them, /quit or Ctrl-D ends.")
     while True:
         try:
-            line = input("\nyou> ").strip()
+            line = strip_invisible(input("\nyou> ")).strip()
         except EOFError:
             print()
             return 0

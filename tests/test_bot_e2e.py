@@ -285,6 +285,7 @@ async def test_bad_input_in_private_gets_polite_hints(telegram, qabot):
     user = telegram.user(30)
     inputs = {
         "   ": "Please send me a question as text.",
+        "\u200b\u2060\u00ad\ufeff": "Please send me a question as text.",  # nothing visible
         "x" * 1001: "That is 1001 characters long. Please keep questions under 1000",
         "/frobnicate": "I don't know that command. Send /help",
     }
@@ -296,13 +297,14 @@ async def test_bad_input_in_private_gets_polite_hints(telegram, qabot):
         {"voice": telegram.voice()},
     ):
         telegram.send(user, **content)
-    replies = await telegram.replies(30, 6)
+    replies = await telegram.replies(30, 7)
     texts = [r["text"] for r in replies]
     for expected in inputs.values():
         assert any(t.startswith(expected) for t in texts), expected
+    assert texts.count("Please send me a question as text.") == 2
     assert texts.count("I can only read text. Please type your question.") == 3
     await telegram.quiet(0.5)
-    assert len(telegram.sent(30)) == 6
+    assert len(telegram.sent(30)) == 7
 
 
 @pytest.mark.asyncio
@@ -664,6 +666,10 @@ async def test_inline_queries_offer_cited_answers_and_typing_is_debounced(telegr
     [result] = await telegram.wait_for(lambda: telegram.inline_answers(declined), timeout=20)
     assert result["title"] == "No good match in the articles"
     assert "don't cover" in result["input_message_content"]["message_text"]
+
+    blank = telegram.inline(user, "\u200b\u2060")  # nothing visible: no results, no search
+    await telegram.wait_for(lambda: telegram.inline_answers(blank) is not None, timeout=20)
+    assert telegram.inline_answers(blank) == []
 
 
 # -- articles added from the chat --------------------------------------------------------

@@ -97,6 +97,21 @@ def test_sources_lists_the_bundled_articles(cli_env, capsys):
     assert "China Daily, 2019-02-20" in out
 
 
+def test_ask_with_nothing_visible_asks_for_a_question(cli_env, capsys):
+    """Zero-width spaces, a word joiner and a soft hyphen are no question: the usage hint,
+    not "the articles don't cover this"."""
+    code, out, err = _run(capsys, "ask", "\u200b\u2060", "\u00ad")
+    assert code == 1 and out == ""
+    assert "Ask a question" in err and "don't cover" not in err
+
+
+def test_chat_skips_a_line_with_nothing_visible(cli_env, capsys, monkeypatch):
+    lines = iter(["\u200b\ufeff", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    code, out, _ = _run(capsys, "chat")
+    assert code == 0 and "don't cover" not in out
+
+
 def test_missing_index_is_one_clear_error_not_a_traceback(tmp_path, capsys):
     code, out, err = _run(capsys, "ask", "anything", "--index", str(tmp_path / "none"))
     assert code == 1 and out == ""
