@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,9 +81,10 @@ def build_index(
             for pid, start, end in passage_sentences(corpus.passages).tolist()
         ]
         questions = reference_questions()
-        everything, embedded = embed_with_cache(
-            embedder, texts + sentences, index_dir, progress, queries=questions
-        )
+        with _writing(index_dir):
+            everything, embedded = embed_with_cache(
+                embedder, texts + sentences, index_dir, progress, queries=questions
+            )
         passages_end = len(texts) + len(sentences)
         vectors, sentence_vectors = everything[: len(texts)], everything[len(texts) : passages_end]
         reference_vectors = everything[passages_end:]
@@ -96,13 +101,14 @@ def build_index(
             fingerprint=corpus_fingerprint(corpus_dir),
             documents=len(corpus.documents),
         )
-        folder = write_index(
-            index_dir, vectors, corpus.passages, corpus.documents,
-            model=model, corpus=articles, build_seconds=time.perf_counter() - started,
-            sentence_vectors=sentence_vectors,
-            calibrate=lambda stored: null_statistics(embedder, stored, reference_vectors).to_dict(),
-            vector_store=vector_store,
-        )
+        with _writing(index_dir):
+            folder = write_index(
+                index_dir, vectors, corpus.passages, corpus.documents,
+                model=model, corpus=articles, build_seconds=time.perf_counter() - started,
+                sentence_vectors=sentence_vectors,
+                calibrate=lambda stored: null_statistics(embedder, stored, reference_vectors).to_dict(),
+                vector_store=vector_store,
+            )
     return BuildReport(
         documents=len(corpus.documents),
         passages=len(corpus.passages),
@@ -112,6 +118,37 @@ def build_index(
         embedded=embedded,
         texts=passages_end,
     )
+
+
+#: The errors of a disk (or a disk quota) that is full.
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+#: Free bytes under which a failed write is put down to a full disk even without ENOSPC (a
+#: short write, as NumPy reports one: "56832 requested and 51168 written").
+_NEARLY_FULL = 64 * 2**20
+
+
+@contextmanager
+def _writing(index_dir: Path) -> Iterator[None]:
+    """Turn a failed write into the build's error: what went wrong, and that the index in
+    use is the one there was (the writers remove what they had half written)."""
+    try:
+        yield
+    except OSError as exc:
+        free = _free_bytes(index_dir)
+        full = exc.errno in _DISK_FULL or (free is not None and free < _NEARLY_FULL)
+        raise QabotError(
+            f"Could not write the index in {index_dir} ({exc.strerror or exc}"
+            + (f"; {free / 1e6:,.1f} MB free there" if free is not None else "")
+            + "); the index there was left unchanged."
+            + (" Free some disk space and build again." if full else "")
+        ) from exc
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _check_writable(index_dir: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +105,39 @@ def test_rebuild_after_editing_one_article_embeds_only_its_changes(
     assert 0 < second.embedded <= 3  # the changed passage and its new sentence(s)
     top = Engine.with_model(embedder, settings.index_dir).ask("robotics park next to Huanglian Port").hits[0]
     assert "robotics park" in top.passage.text
+
+
+@pytest.mark.parametrize("while_writing", ["the embedding cache", "the new generation"])
+def test_a_full_disk_fails_the_build_with_one_clear_message_and_leaves_nothing_behind(
+    tmp_path, settings_with_index, embedder, monkeypatch, while_writing
+):
+    """ENOSPC part way through a write: a message a person can act on (not a traceback), no
+    temporary file or half-written generation left holding the space, the old index answers."""
+    import faiss
+
+    from index.build import build_index
+    from index.store.generations import load_index
+    from qabot.errors import QabotError
+
+    index_dir = tmp_path / "i"
+    build_index(settings_with_index.corpus_dir, index_dir, embedder)
+    active, files = load_index(index_dir).generation, sorted(p.name for p in index_dir.iterdir())
+
+    def disk_full(path, *args, **kwargs):
+        Path(path).write_bytes(b"the first blocks")  # what a write cut short leaves
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if while_writing == "the embedding cache":
+        monkeypatch.setattr(np, "savez", disk_full)
+    else:
+        monkeypatch.setattr(faiss, "write_index", lambda index, path: disk_full(path))
+    with pytest.raises(QabotError) as failure:
+        build_index(settings_with_index.corpus_dir, index_dir, embedder)
+    message = str(failure.value)
+    assert f"Could not write the index in {index_dir} (No space left on device; " in message
+    assert "left unchanged" in message and "Free some disk space" in message
+    assert sorted(p.name for p in index_dir.iterdir()) == files
+    assert load_index(index_dir).generation == active
 
 
 def test_progress_counts_cached_texts_as_done(tmp_path):

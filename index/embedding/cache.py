@@ -114,5 +114,9 @@ def _save(path: Path, model: str, vectors: dict[bytes, np.ndarray]) -> None:
     # bytes, and 1 text in 256 would never be found again.
     keys = np.frombuffer(b"".join(vectors), dtype=np.uint8).reshape(len(vectors), _KEY_BYTES)
     matrix = np.stack(list(vectors.values())) if vectors else np.zeros((0, 0), np.float32)
-    np.savez(temporary, model=np.array(model), keys=keys, vectors=matrix.astype(np.float32))
-    os.replace(temporary, path)
+    try:
+        np.savez(temporary, model=np.array(model), keys=keys, vectors=matrix.astype(np.float32))
+        os.replace(temporary, path)
+    except BaseException:  # a full disk, Ctrl-C: a half-written file would only hold the space
+        temporary.unlink(missing_ok=True)
+        raise

@@ -258,57 +258,70 @@ def write_index(
     generation = time.strftime("gen-%Y%m%dT%H%M%S-") + secrets.token_hex(3)
     folder = index_dir / generation
     folder.mkdir()
-    with open(folder / PASSAGES, "w", encoding="utf-8") as out:
-        for passage in passages:
-            out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
-    (folder / DOCUMENTS).write_text(
-        json.dumps([d.to_dict() for d in documents], ensure_ascii=False, indent=1), encoding="utf-8"
-    )
-    spans = passage_sentences(passages)
-    if sentence_vectors is None:
-        spans, sentence_vectors = spans[:0], np.zeros((0, vectors.shape[1]), dtype=np.float32)
-    if len(sentence_vectors) != len(spans):
-        raise ValueError(f"{len(sentence_vectors)} sentence vectors for {len(spans)} sentences")
-    (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
-    if vector_store is None:
-        vector_index = describe(_write_vectors(folder, vectors, sentence_vectors))
-    else:
-        vector_store.upload(
-            generation, vectors, [p.language for p in passages], sentence_vectors, spans[:, 0]
+    with _removed_on_failure(folder):
+        with open(folder / PASSAGES, "w", encoding="utf-8") as out:
+            for passage in passages:
+                out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
+        (folder / DOCUMENTS).write_text(
+            json.dumps([d.to_dict() for d in documents], ensure_ascii=False, indent=1), encoding="utf-8"
         )
-        vector_index = "Milvus FLAT (exact)"
-    lexical.LexicalIndex.build(
-        [p.indexed_text for p in passages], [p.language for p in passages]
-    ).save(folder)
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        passages=len(passages),
-        files={},
-        model=model,
-        corpus=corpus,
-        vector_index=vector_index,
-        vector_store=vector_store.address if vector_store else "",
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=round(build_seconds, 2),
-    )
-    files = {name: file_sha256(folder / name) for name in _data_files(manifest)}
-    manifest = dataclasses.replace(manifest, files=files)
-    if calibrate is not None:
-        calibration = calibrate(_read_generation(index_dir, generation, manifest, vector_store))
-        manifest = dataclasses.replace(manifest, calibration=calibration)
-    for name in _data_files(manifest):
-        _fsync(folder / name)
-    _write_durably(
-        folder / MANIFEST, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=1)
-    )
-    _fsync(folder)
-    _write_durably(index_dir / (CURRENT + ".tmp"), generation)
-    os.replace(index_dir / (CURRENT + ".tmp"), index_dir / CURRENT)
+        spans = passage_sentences(passages)
+        if sentence_vectors is None:
+            spans, sentence_vectors = spans[:0], np.zeros((0, vectors.shape[1]), dtype=np.float32)
+        if len(sentence_vectors) != len(spans):
+            raise ValueError(f"{len(sentence_vectors)} sentence vectors for {len(spans)} sentences")
+        (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
+        if vector_store is None:
+            vector_index = describe(_write_vectors(folder, vectors, sentence_vectors))
+        else:
+            vector_store.upload(
+                generation, vectors, [p.language for p in passages], sentence_vectors, spans[:, 0]
+            )
+            vector_index = "Milvus FLAT (exact)"
+        lexical.LexicalIndex.build(
+            [p.indexed_text for p in passages], [p.language for p in passages]
+        ).save(folder)
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            passages=len(passages),
+            files={},
+            model=model,
+            corpus=corpus,
+            vector_index=vector_index,
+            vector_store=vector_store.address if vector_store else "",
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build_seconds=round(build_seconds, 2),
+        )
+        files = {name: file_sha256(folder / name) for name in _data_files(manifest)}
+        manifest = dataclasses.replace(manifest, files=files)
+        if calibrate is not None:
+            calibration = calibrate(_read_generation(index_dir, generation, manifest, vector_store))
+            manifest = dataclasses.replace(manifest, calibration=calibration)
+        for name in _data_files(manifest):
+            _fsync(folder / name)
+        _write_durably(
+            folder / MANIFEST, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=1)
+        )
+        _fsync(folder)
+        _write_durably(index_dir / (CURRENT + ".tmp"), generation)
+        os.replace(index_dir / (CURRENT + ".tmp"), index_dir / CURRENT)
     _fsync(index_dir)
     _remove_other_generations(index_dir, keep=generation)
     if vector_store is not None:  # the previous generation's collections serve until bots reload
         vector_store.activate(generation, keep={previous} - {""})
     return folder
+
+
+@contextmanager
+def _removed_on_failure(folder: Path) -> Iterator[None]:
+    """Remove a new generation's folder if writing it fails before it becomes the active one
+    (a full disk, an error, Ctrl-C): half written, it would only hold the space until the
+    next build. A killed build leaves it; the next build removes it first."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _write_vectors(folder: Path, vectors: np.ndarray, sentence_vectors: np.ndarray) -> faiss.Index:
