@@ -17,14 +17,13 @@ move) and the index rebuilt the same way. A failed rebuild moves the file back.
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
@@ -83,7 +82,8 @@ async def _add(state: BotState, document: Document, message, lang: Lang, context
         return
     state.rebuilding = True
     try:
-        _write_new(target, data)
+        if not await _saved(target, data, message, lang):
+            return
         log.info("Article %s added by user %s; rebuilding", target.name, message.from_user.id)
         status = await message.reply_html(text("reindex_reading", lang))
         report = await rebuild(state, status, lang, context.application)
@@ -112,7 +112,7 @@ async def _checked_download(state: BotState, document: Document, lang: Lang) -> 
         raise Refused(text("add_too_big", lang, name=name, mb=round(limit / 1e6, 1)))
     target = state.settings.corpus_dir / name
     if any(path.stem == target.stem for path in find_article_files(state.settings.corpus_dir)):
-        raise Refused(text("add_exists", lang, name=html.escape(target.stem)))
+        raise Refused(text("add_exists", lang, name=target.stem))
     data = bytes(await (await document.get_file()).download_as_bytearray())
     if len(data) > limit:
         raise Refused(text("add_too_big", lang, name=name, mb=round(limit / 1e6, 1)))
@@ -136,12 +136,27 @@ def _check_readable(name: str, data: bytes, limit: int, lang: Lang) -> None:
         raise Refused(text("add_unreadable", lang, name=name, reason=reason))
 
 
+async def _saved(target: Path, data: bytes, message: Message, lang: Lang) -> bool:
+    """Whether the article is written into the corpus; if not (a full disk, a read-only
+    folder), the admin is told why and nothing has changed."""
+    try:
+        _write_new(target, data)
+    except OSError as exc:
+        log.error("Could not save the uploaded article %s: %s", target, exc)
+        reason = exc.strerror or exc
+        await message.reply_html(text("add_not_saved", lang, name=target.name, reason=reason))
+        return False
+    return True
+
+
 def _write_new(target: Path, data: bytes) -> None:
     """Write ``target`` completely, never replacing an existing file (a link is refused
-    when the name exists), so a crash leaves no half file in the corpus."""
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-", delete=False) as tmp:
-        tmp.write(data)
+    when the name exists), so a crash leaves no half file in the corpus, and a failed
+    write (a full disk) no temporary one."""
+    tmp = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-", delete=False)
     try:
+        with tmp:
+            tmp.write(data)
         os.link(tmp.name, target)
     finally:
         os.unlink(tmp.name)

@@ -172,6 +172,10 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "en": "{name} cannot be added: {reason}. Nothing was changed.",
         "zh": "无法添加 {name}：{reason}。没有做任何更改。",
     },
+    "add_not_saved": {
+        "en": "{name} could not be saved in the articles folder ({reason}). Nothing was changed.",
+        "zh": "无法把 {name} 保存到文章文件夹（{reason}）。没有做任何更改。",
+    },
     "add_download_failed": {
         "en": "I could not fetch the file from Telegram. Please send it again.",
         "zh": "无法从 Telegram 获取该文件，请重新发送。",

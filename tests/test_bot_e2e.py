@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import os
 import random
 import shutil
@@ -750,6 +751,45 @@ async def test_a_failed_add_leaves_the_articles_as_they_were(
     assert "the disk is full" in telegram.message(ADMIN, status["message_id"])["text"]
     assert undone["text"] == "zhuzhou-bearings.md was taken out again, so the articles are as they were."
     assert not (small_corpus.corpus_dir / "zhuzhou-bearings.md").exists()
+
+
+@pytest.mark.asyncio
+async def test_an_article_the_disk_has_no_room_for_is_refused_and_leaves_no_trace(
+    telegram, small_corpus, engine, monkeypatch
+):
+    """ENOSPC while the upload is written into the articles folder: the admin reads why,
+    no partial file is left there, nothing is rebuilt, and the bot goes on answering."""
+    import tempfile
+
+    real = tempfile.NamedTemporaryFile
+
+    def full_disk(*args, **kwargs):
+        handle = real(*args, **kwargs)
+
+        def write(data):
+            handle.file.write(data[:10])  # the blocks that fitted
+            handle.file.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        handle.write = write
+        return handle
+
+    before = sorted(p.name for p in small_corpus.corpus_dir.iterdir())
+    async with start_bot(small_corpus, engine) as application:
+        admin = telegram.user(ADMIN)
+        monkeypatch.setattr(tempfile, "NamedTemporaryFile", full_disk)
+        telegram.document(admin, "zhuzhou & co.md", NEW_ARTICLE.encode())
+        [refusal] = await telegram.replies(ADMIN, timeout=30)
+        monkeypatch.undo()
+        telegram.send(admin, EN_QUESTION)
+        [_, answer] = await telegram.replies(ADMIN, 2, timeout=30)
+        assert application.bot_data["qabot"].generation == 0
+    assert refusal["text"] == (
+        "zhuzhou & co.md could not be saved in the articles folder (No space left on device). "
+        "Nothing was changed."
+    )
+    assert answer["text"] != refusal["text"] and "Nothing was changed" not in answer["text"]
+    assert sorted(p.name for p in small_corpus.corpus_dir.iterdir()) == before  # no .upload-*
 
 
 PDF_PARAGRAPHS = [
