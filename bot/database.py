@@ -124,7 +124,7 @@ def _open_sqlite(path: Path) -> Database:
                 f"for over {OPEN_WAIT:.0f} s. Stop whatever else uses it (another bot on the "
                 "same QABOT_DATABASE?), or point QABOT_DATABASE at a file of its own."
             ) from None
-        if not path.exists():
+        if _not_damage(exc) or not path.exists():
             raise _unusable(path, exc) from None
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
         log.error(
@@ -156,6 +156,27 @@ def _sqlite_when_free(path: Path) -> Database:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 1.0)
+
+
+#: SQLite's errors of the disk or of permissions, not of the file's content, and the words
+#: it says them in: such a file is left where it is. Set aside, its question log and its
+#: unanswered updates would be hidden behind a fresh file (a full disk during a migration
+#: did that).
+_NOT_DAMAGE = {
+    "SQLITE_FULL": "database or disk is full",
+    "SQLITE_IOERR": "disk I/O error",
+    "SQLITE_READONLY": "readonly database",
+    "SQLITE_CANTOPEN": "unable to open database file",
+    "SQLITE_PERM": "access permission denied",
+}
+
+
+def _not_damage(exc: sa.exc.DBAPIError) -> bool:
+    """SQLite failed to write or read the file, not to make sense of it."""
+    name = getattr(exc.orig, "sqlite_errorname", "")  # Python 3.11+
+    return name.startswith(tuple(_NOT_DAMAGE)) or any(
+        words in str(exc.orig) for words in _NOT_DAMAGE.values()
+    )
 
 
 def _locked(exc: sa.exc.DBAPIError) -> bool:
@@ -202,7 +223,10 @@ def describe_error(exc: Exception) -> str:
 
 
 def _unusable(path: Path, exc: Exception) -> QabotError:
-    return QabotError(
-        f"Cannot open the bot's database {path} ({describe_error(exc)}). Check that its folder is "
-        "writable, or point QABOT_DATABASE at a file that can be."
+    reason = describe_error(exc)
+    advice = (
+        "Free some disk space there, or point QABOT_DATABASE at a file on another disk."
+        if _NOT_DAMAGE["SQLITE_FULL"] in reason
+        else "Check that its folder is writable, or point QABOT_DATABASE at a file that can be."
     )
+    return QabotError(f"Cannot open the bot's database {path} ({reason}). {advice}")

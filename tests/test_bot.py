@@ -847,8 +847,9 @@ def test_an_unreachable_postgresql_server_is_said_without_its_password():
     assert "QABOT_DATABASE_URL" in message and "S3cret" not in message
 
 
-def test_a_sqlite_file_from_before_the_schema_table_is_migrated_keeping_its_log(tmp_path):
-    path = tmp_path / "qabot.db"
+def _write_release_2_database(path: Path) -> None:
+    """A bot database as the release before the schema table wrote it: one logged
+    question and one update not yet handled."""
     with sqlite3.connect(path) as old:  # what the previous release wrote (PRAGMA user_version 2)
         old.executescript(
             "CREATE TABLE updates (bot_id INTEGER NOT NULL, update_id INTEGER NOT NULL,"
@@ -865,6 +866,35 @@ def test_a_sqlite_file_from_before_the_schema_table_is_migrated_keeping_its_log(
             " NULL, NULL, NULL, NULL);"
             "PRAGMA user_version = 2;"
         )
+
+
+def test_a_sqlite_file_from_before_the_schema_table_is_migrated_keeping_its_log(tmp_path):
+    path = tmp_path / "qabot.db"
+    _write_release_2_database(path)
+    database = open_database(path)
+    assert FeedbackStore(database).stats().total == 1
+    assert [u["update_id"] for u in UpdateJournal(database, bot_id=1).pending()] == [5]
+
+
+def test_a_full_disk_while_migrating_leaves_the_database_where_it_was(tmp_path, monkeypatch, caplog):
+    """SQLite's "database or disk is full" is no damage: the file with its question log and
+    its unanswered update stays in place (it used to be set aside as damaged, and a fresh
+    one started), the error says the disk is full, and once there is room it migrates."""
+    path = tmp_path / "qabot.db"
+    _write_release_2_database(path)
+    pragmas = database_module._sqlite_pragmas
+
+    def no_room(connection, record):  # the file may not grow by a page, as on a full disk
+        pragmas(connection, record)
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    monkeypatch.setattr(database_module, "_sqlite_pragmas", no_room)
+    with pytest.raises(QabotError) as error:
+        open_database(path)
+    assert not list(tmp_path.glob("qabot.db.damaged-*")) and "moved to" not in caplog.text
+    assert "(database or disk is full). Free some disk space" in str(error.value)
+    monkeypatch.undo()
     database = open_database(path)
     assert FeedbackStore(database).stats().total == 1
     assert [u["update_id"] for u in UpdateJournal(database, bot_id=1).pending()] == [5]
