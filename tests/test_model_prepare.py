@@ -535,6 +535,27 @@ def test_reconversion_is_deterministic_and_atomic(converted_model, tmp_path, mon
     shutil.rmtree(target)
 
 
+def test_a_damaged_default_model_says_how_to_write_it_again(converted_model, tmp_path):
+    """A byte flipped on disk keeps every file's size, so the folder still looks complete;
+    loading fails, and the message names the command that writes the model again."""
+    from index.embedding.embedder import DEFAULT_MODEL, Embedder, ModelSource
+    from qabot.errors import ModelUnavailable
+
+    path, _ = converted_model
+    damaged = tmp_path / "model"
+    shutil.copytree(path, damaged)
+    pieces = damaged / "onnx" / "sentencepiece.json"
+    data = bytearray(pieces.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    pieces.write_bytes(bytes(data))
+    with pytest.raises(ModelUnavailable) as failure:
+        Embedder.load(ModelSource(DEFAULT_MODEL, damaged))
+    assert f"{damaged} may be damaged" in str(failure.value)
+    assert "`qabot model prepare --force`" in str(failure.value)
+    nm.prepare_default_model(damaged, force=True)
+    assert Embedder.load(ModelSource(DEFAULT_MODEL, damaged)).embed_query("hydrogen").shape == (384,)
+
+
 def test_weights_fingerprint_tracks_weight_files(tmp_path):
     a = tmp_path / "a"
     a.mkdir()

@@ -102,12 +102,20 @@ class Embedder:
         """Load ``model``, preparing the default one first if it is missing."""
         source, model_id = _resolve_model(model)
         pipeline = _onnx_pipeline(source, model.backend)
+        advice = (
+            f"The converted model in {source} may be damaged: `qabot model prepare --force` "
+            "writes it again."
+            if model.name == DEFAULT_MODEL
+            else "Set QABOT_MODEL to a sentence-transformers model id or local path that is "
+            "available offline, or unset it to use the bundled default."
+        )
         if pipeline is not None:
             from index.embedding.onnx_encoder import OnnxEncoder
 
-            encoder, backend = _loading(model_id, lambda: OnnxEncoder(pipeline)), "onnx"
+            encoder, backend = _loading(model_id, lambda: OnnxEncoder(pipeline), advice), "onnx"
         else:
-            encoder, backend = _loading(model_id, lambda: _SentenceTransformerEncoder(source)), "torch"
+            encoder = _loading(model_id, lambda: _SentenceTransformerEncoder(source), advice)
+            backend = "torch"
         return cls(encoder, model_id, _weights_fingerprint(source), backend)
 
     @classmethod
@@ -191,15 +199,11 @@ class _SentenceTransformerEncoder:
         )
 
 
-def _loading(model_id: str, load: Callable[[], Encoder]) -> Encoder:
+def _loading(model_id: str, load: Callable[[], Encoder], advice: str) -> Encoder:
     try:
         return load()
     except Exception as exc:  # the libraries raise many kinds; all mean "cannot load"
-        raise ModelUnavailable(
-            f"Could not load the embedding model {model_id!r}: {exc}. "
-            "Set QABOT_MODEL to a sentence-transformers model id or local path that is "
-            "available offline, or unset it to use the bundled default."
-        ) from exc
+        raise ModelUnavailable(f"Could not load the embedding model {model_id!r}: {exc}. {advice}") from exc
 
 
 def _onnx_pipeline(source: str, backend: str) -> OnnxPipeline | None:
