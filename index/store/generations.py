@@ -259,28 +259,7 @@ def write_index(
     folder = index_dir / generation
     folder.mkdir()
     with _removed_on_failure(folder):
-        with open(folder / PASSAGES, "w", encoding="utf-8") as out:
-            for passage in passages:
-                out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
-        (folder / DOCUMENTS).write_text(
-            json.dumps([d.to_dict() for d in documents], ensure_ascii=False, indent=1), encoding="utf-8"
-        )
-        spans = passage_sentences(passages)
-        if sentence_vectors is None:
-            spans, sentence_vectors = spans[:0], np.zeros((0, vectors.shape[1]), dtype=np.float32)
-        if len(sentence_vectors) != len(spans):
-            raise ValueError(f"{len(sentence_vectors)} sentence vectors for {len(spans)} sentences")
-        (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
-        if vector_store is None:
-            vector_index = describe(_write_vectors(folder, vectors, sentence_vectors))
-        else:
-            vector_store.upload(
-                generation, vectors, [p.language for p in passages], sentence_vectors, spans[:, 0]
-            )
-            vector_index = "Milvus FLAT (exact)"
-        lexical.LexicalIndex.build(
-            [p.indexed_text for p in passages], [p.language for p in passages]
-        ).save(folder)
+        vector_index = _write_data(folder, vectors, passages, documents, sentence_vectors, vector_store)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             passages=len(passages),
@@ -310,6 +289,41 @@ def write_index(
     if vector_store is not None:  # the previous generation's collections serve until bots reload
         vector_store.activate(generation, keep={previous} - {""})
     return folder
+
+
+def _write_data(
+    folder: Path,
+    vectors: np.ndarray,
+    passages: list[Passage],
+    documents: list[Document],
+    sentence_vectors: np.ndarray | None,
+    vector_store: MilvusStore | None,
+) -> str:
+    """A new generation's data files (its vectors in Milvus instead, with a store); returns
+    the kind of vector index, for the manifest."""
+    with open(folder / PASSAGES, "w", encoding="utf-8") as out:
+        for passage in passages:
+            out.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
+    (folder / DOCUMENTS).write_text(
+        json.dumps([d.to_dict() for d in documents], ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    spans = passage_sentences(passages)
+    if sentence_vectors is None:
+        spans, sentence_vectors = spans[:0], np.zeros((0, vectors.shape[1]), dtype=np.float32)
+    if len(sentence_vectors) != len(spans):
+        raise ValueError(f"{len(sentence_vectors)} sentence vectors for {len(spans)} sentences")
+    (folder / SENTENCES).write_text(json.dumps(spans.tolist()), encoding="utf-8")
+    if vector_store is None:
+        vector_index = describe(_write_vectors(folder, vectors, sentence_vectors))
+    else:
+        vector_store.upload(
+            folder.name, vectors, [p.language for p in passages], sentence_vectors, spans[:, 0]
+        )
+        vector_index = "Milvus FLAT (exact)"
+    lexical.LexicalIndex.build(
+        [p.indexed_text for p in passages], [p.language for p in passages]
+    ).save(folder)
+    return vector_index
 
 
 @contextmanager
