@@ -16,6 +16,7 @@ from corpus.read import (
     MAX_ARTICLE_BYTES,
     UnreadableFile,
     find_article_files,
+    find_unreadable_names,
     read_text,
 )
 from corpus.records import Document, Passage
@@ -55,6 +56,10 @@ def load_corpus(folder: Path, max_article_bytes: int = MAX_ARTICLE_BYTES) -> Cor
             "folder of .md, .txt, .html or .pdf articles."
         )
     corpus = Corpus([], [], [])
+    for path in find_unreadable_names(folder):
+        _warn(corpus, path.relative_to(folder).as_posix(), (
+            "not a regular file (a link to nothing, a named pipe or a device); skipped"
+        ))
     seen: dict[str, str] = {}
     for path in find_article_files(folder):
         source_file = path.relative_to(folder).as_posix()

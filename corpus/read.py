@@ -26,11 +26,20 @@ def find_article_files(folder: Path) -> list[Path]:
 
     Hidden files and folders (".git", ".DS_Store", editor swap files) are skipped.
     """
+    return [path for path in _article_names(folder) if path.is_file()]
+
+
+def find_unreadable_names(folder: Path) -> list[Path]:
+    """Names under ``folder`` that look like articles but are no regular file: a link to
+    nothing (its article moved), a named pipe (reading it would block), a device."""
+    return [path for path in _article_names(folder) if not path.is_file() and not path.is_dir()]
+
+
+def _article_names(folder: Path) -> list[Path]:
     return sorted(
         path
         for path in folder.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in ARTICLE_SUFFIXES
+        if path.suffix.lower() in ARTICLE_SUFFIXES
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
     )
 

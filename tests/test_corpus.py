@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import unicodedata
 from collections import defaultdict
@@ -411,6 +412,24 @@ def test_bad_files_are_named_in_warnings_and_the_rest_still_loads(
         "unclosed": "Body after an unclosed front matter.",
     }
     assert {d.doc_id: d.title for d in corpus.documents}["unclosed"] == "Unclosed"
+
+
+def test_article_names_that_are_not_files_are_named_in_warnings(tmp_path: Path) -> None:
+    """A link whose article moved, a named pipe, a device: each is said, none is read (a
+    pipe would block the build), and the real article still loads."""
+    corpus_dir = tmp_path / "articles"
+    corpus_dir.mkdir()
+    (corpus_dir / "good.md").write_text("A good article about hydrogen.\n", encoding="utf-8")
+    (corpus_dir / "moved.md").symlink_to(tmp_path / "elsewhere" / "moved.md")
+    os.mkfifo(corpus_dir / "pipe.txt")
+    (corpus_dir / "zero.md").symlink_to("/dev/zero")
+    (corpus_dir / "loop.md").symlink_to(corpus_dir / "loop.md")
+    corpus = load_corpus(corpus_dir)
+    assert [d.doc_id for d in corpus.documents] == ["good"]
+    for name in ("loop.md", "moved.md", "pipe.txt", "zero.md"):
+        assert warnings_for(corpus, name) == [
+            "not a regular file (a link to nothing, a named pipe or a device); skipped"
+        ], name
 
 
 def test_two_files_with_one_document_id(tmp_path: Path) -> None:
