@@ -19,7 +19,10 @@ Each process loads the index (``load_index``), builds the engine, then times
 part of ``Engine.ask``: tokenising, BM25, FAISS, fusion and ranking, without the question's
 embedding and the highlight). It reports p50/p95, its RSS after building the engine and
 its peak, and every question's top 10 and answered/declined decision; this script then
-compares the two modes (top-1 and top-10 agreement). Agreement is also measured for a
+compares the two modes (top-1 and top-10 agreement). The index's null (the reference
+questions' evidence, ``index.calibration``) is fitted in candidate mode, as a build at
+this size fits it; so full mode decides once against that null and once against a null
+fitted in full mode (``answered_same_own_null``: each mode against its own null). Agreement is also measured for a
 few other candidate counts, to show how it depends on the choice. Above 200k passages
 brute force takes about a second per question, so full mode answers every 4th question
 only there.
@@ -412,6 +415,12 @@ def worker(args) -> int:
     if engine.candidate_mode:  # how many passages a question scores
         scored = [np.isfinite(engine.explain(t, v).scores).sum() for t, v in zip(questions[:20], vectors)]
         result["passages_scored_median"] = float(np.median(scored))
+    else:  # the index's null was fitted in candidate mode, as a build fits it: also its own
+        from index.calibration import null_statistics
+
+        own = null_statistics(stand_in, stored, np.load(spec["reference"]), candidates=0)
+        fair = Engine(stand_in, stored, candidates=0, null=own)
+        result["answered_own_null"] = [fair.is_good_match(fair.search(t, 10, vector=v)) for t, v in zip(questions, vectors)]
     result["sweep"] = {}
     for k in spec["sweep"]:
         other = Engine(stand_in, stored, candidates=k)
@@ -514,10 +523,16 @@ def measure_size(real: Real, n: int, beta: dict[str, float], files: dict, questi
     }
     for k, (tops, answered) in candidates["sweep"].items():
         out["agreement"][k] = agreement(tops[::every], answered[::every], full["top10"], full["answered"])
+    # Against full scoring with a null fitted in full mode: each mode measured by its own null.
+    own = full["answered_own_null"]
+    out["answered_same_own_null"] = round(float(np.mean([a == b for a, b in zip(candidates["answered"][::every], own)])), 3)
     subset = questions[::every]
     out["declined"] = {
-        mode: declined_by_kind(questions[:: result_every], result["answered"])
-        for mode, result, result_every in (("candidates", candidates, 1), ("full", full, every))
+        mode: declined_by_kind(questions[:: result_every], answered)
+        for mode, answered, result_every in (
+            ("candidates", candidates["answered"], 1), ("full", full["answered"], every),
+            ("full, its own null", own, every),
+        )
     }
     out["dev_hit@1"] = {
         "candidates, all questions": dev_hit_at_1(questions, candidates["top1_texts"]),
@@ -525,10 +540,10 @@ def measure_size(real: Real, n: int, beta: dict[str, float], files: dict, questi
         "full": dev_hit_at_1(subset, full["top1_texts"]),
     }
     for result in (candidates, full):
-        for key in ("top10", "answered", "top1_texts", "sweep"):
+        for key in ("top10", "answered", "answered_own_null", "top1_texts", "sweep"):
             result.pop(key, None)
     out["candidates"], out["full"] = candidates, full
-    log(json.dumps({k: out[k] for k in ("agreement", "dev_hit@1", "declined")}))
+    log(json.dumps({k: out[k] for k in ("agreement", "answered_same_own_null", "dev_hit@1", "declined")}))
     log(f"  latency candidates {candidates['latency_ms']}, full {full['latency_ms']}")
     return out
 
@@ -563,9 +578,11 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder.load(settings.model_source)
     real = real_material(embedder, settings)
     questions = dev_questions()
-    files = {"questions": str(WORK / "questions.json"), "vectors": str(WORK / "question-vectors.npy")}
+    files = {"questions": str(WORK / "questions.json"), "vectors": str(WORK / "question-vectors.npy"),
+             "reference": str(WORK / "reference-vectors.npy")}
     Path(files["questions"]).write_text(json.dumps([q["question"] for q in questions], ensure_ascii=False))
     np.save(files["vectors"], embedder.embed_queries([q["question"] for q in questions]))
+    np.save(files["reference"], np.stack(list(real.reference.values())))  # in reference_questions() order
     beta = {lang: synthetic.choose_beta(real.vectors[real.languages == lang])[0] for lang in sorted(set(real.languages.tolist()))}
     log(f"real: {len(real.passages)} passages, {len(real.spans)} sentences; beta = {beta}")
     del embedder

@@ -57,6 +57,14 @@ def _render_hybrid_scale(scale: dict, add) -> None:
                 f"{_v(agreement.get('top10_overlap'), 3) if same else ''} | "
                 f"{_v(agreement.get('answered_same'), 3) if same else ''} |")
     add("")
+    own = [(size["passages"], size["answered_same_own_null"]) for size in scale["sizes"]
+           if "answered_same_own_null" in size]
+    if own:
+        add("The index's null is fitted in candidate mode, as a build fits it. Against full "
+            "scoring with a null fitted in full mode (each mode measured by its own null), the "
+            "answered/declined decision is the same for "
+            + ", ".join(f"{value:.3f} of the questions at {n:,} passages" for n, value in own) + ".")
+        add("")
     add("Method, as the script states it:")
     add("")
     add(scale["method"].strip())

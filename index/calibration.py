@@ -47,13 +47,19 @@ def reference_questions(path: Path = REFERENCE_QUESTIONS) -> list[str]:
 
 
 def null_statistics(
-    embedder: Embedder, stored: StoredIndex, vectors: np.ndarray | None = None
+    embedder: Embedder,
+    stored: StoredIndex,
+    vectors: np.ndarray | None = None,
+    *,
+    candidates: int | None = None,
 ) -> NullStatistics:
     """The evidence features the reference questions get on ``stored``, per language pair.
 
     ``vectors``: the reference questions' embeddings when already known (the build takes
-    them from its embedding cache), else they are embedded here."""
-    engine = Engine(embedder, stored, retriever="hybrid", null=UNCALIBRATED)
+    them from its embedding cache), else they are embedded here. ``candidates``: the
+    hybrid's mode, as :class:`index.retrieval.engine.Engine` takes it (None: by index size,
+    as the engine that answers will choose)."""
+    engine = Engine(embedder, stored, retriever="hybrid", null=UNCALIBRATED, candidates=candidates)
     questions = reference_questions()
     if vectors is None:
         vectors = embedder.embed_queries(questions)

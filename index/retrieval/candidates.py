@@ -29,9 +29,11 @@ CANDIDATE_MODE_ABOVE = EXACT_MAX_PASSAGES
 #: retrievers' top lists hold such passages. Measured against scoring every passage
 #: (bench/hybrid_scale.json, 100k passages, 194 dev and off-topic questions): top-1 the
 #: same for 0.887 / 0.912 / 0.918 of the questions with 50 / 150 / 300, top-10 overlap
-#: 0.808 / 0.875 / 0.899, the answered/declined decision the same for 0.907 / 0.918 / 0.928.
-#: 150 takes most of the gain; 300 added ~2 ms per question (2026-11-22). What is left is not
-#: candidate recall but the pool decision (see ``LanguagePool.summary``).
+#: 0.808 / 0.875 / 0.899, the answered/declined decision the same for 0.907 / 0.918 / 0.928
+#: (0.948 with 150 when full scoring decides against a null fitted in full mode, as this
+#: mode's is fitted in this mode). 150 takes most of the gain; 300 added ~2 ms per question
+#: (2026-11-22). What is left is not candidate recall but the pool decision (see
+#: ``LanguagePool.summary``).
 CANDIDATES_PER_POOL = 150
 #: Passages per language (fixed, seeded) whose best-sentence cosines estimate the pool's mean
 #: and spread of that signal. That signal's spread over a pool is ~0.016 (dev questions over
