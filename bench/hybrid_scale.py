@@ -22,10 +22,10 @@ its peak, and every question's top 10 and answered/declined decision; this scrip
 compares the two modes (top-1 and top-10 agreement). The index's null (the reference
 questions' evidence, ``index.calibration``) is fitted in candidate mode, as a build at
 this size fits it; so full mode decides once against that null and once against a null
-fitted in full mode (``answered_same_own_null``: each mode against its own null). Agreement is also measured for a
-few other candidate counts, to show how it depends on the choice. Above 200k passages
-brute force takes about a second per question, so full mode answers every 4th question
-only there.
+fitted in full mode (``answered_same_own_null``: each mode against its own null).
+Agreement is also measured for a few other candidate counts, to show how it depends on
+the choice. Above 200k passages brute force takes about a second per question, so full
+mode answers an evenly spaced ~32 of the questions only there (every 7th of 194).
 
 Memory, from /proc/self/status: ``RssAnon`` is the process's own memory (index, engine);
 ``RssFile`` counts the page-cache pages of the memory-mapped sentence vectors that are
