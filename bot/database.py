@@ -7,7 +7,8 @@ SQLite runs in WAL mode with synchronous commits, so a recorded update survives 
 cut. A SQLite file that is not a readable database (damaged disk, a stray file at that
 path) is moved aside with a clear log line and a fresh one started: the bot keeps answering
 from its index, and only the log of past questions is set apart for whoever wants it. A
-file that another process holds locked is waited for, never taken for a damaged one.
+file that another process holds locked is waited for, never taken for a damaged one; a
+file on a full disk, or one that cannot be read or written, stays where it is.
 A PostgreSQL server that cannot be reached is an error to fix, said as such.
 """
 
@@ -171,18 +172,24 @@ _NOT_DAMAGE = {
 }
 
 
+#: SQLite could not take a lock in time: another connection holds it.
+_LOCKED = {"SQLITE_BUSY": "database is locked", "SQLITE_LOCKED": "database table is locked"}
+
+
 def _not_damage(exc: sa.exc.DBAPIError) -> bool:
     """SQLite failed to write or read the file, not to make sense of it."""
-    name = getattr(exc.orig, "sqlite_errorname", "")  # Python 3.11+
-    return name.startswith(tuple(_NOT_DAMAGE)) or any(
-        words in str(exc.orig) for words in _NOT_DAMAGE.values()
-    )
+    return _sqlite_error_in(exc, _NOT_DAMAGE)
 
 
 def _locked(exc: sa.exc.DBAPIError) -> bool:
-    """SQLite could not take a lock in time: another connection holds it."""
-    name = getattr(exc.orig, "sqlite_errorname", "")  # Python 3.11+
-    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc.orig)
+    return _sqlite_error_in(exc, _LOCKED)
+
+
+def _sqlite_error_in(exc: sa.exc.DBAPIError, errors: dict[str, str]) -> bool:
+    """Whether SQLite's error is one of ``errors`` (its name: words), by its name (Python
+    3.11+ gives it) or else by its words."""
+    name = getattr(exc.orig, "sqlite_errorname", "")
+    return name.startswith(tuple(errors)) or any(words in str(exc.orig) for words in errors.values())
 
 
 def _sqlite(path: Path) -> Database:

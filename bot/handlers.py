@@ -19,9 +19,9 @@ from telegram.ext import ContextTypes
 
 from bot.fairness import Turn
 from bot.feedback import Vote
+from bot.followup import continued
 from bot.i18n import Lang, choose_language, plain, text
 from bot.network import TokenRejected
-from bot.followup import continued
 from bot.paging import keyboard, parse_callback, parse_vote
 from bot.render import (
     PAGE_SIZE,
