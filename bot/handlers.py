@@ -285,12 +285,23 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 def _addressed_question(message: Message, bot: Bot) -> str | None:
     """The question in a group message meant for the bot, or None for chatter."""
     mention = f"@{bot.username}".lower()
-    mentions = message.parse_entities([MessageEntity.MENTION]).values()
-    if any(found.lower() == mention for found in mentions):
+    if any(found.lower() == mention for found in _mentions(message)):
         return re.sub(re.escape(mention), " ", message.text, flags=re.IGNORECASE)
     if _replies_to_bot(message, bot):
         return message.text
     return None
+
+
+def _mentions(message: Message) -> list[str]:
+    """The @mentions in ``message``'s text. Telegram counts entity offsets in UTF-16 units;
+    a lone surrogate (half an emoji, from a client that cut a text) is one unit too, which
+    python-telegram-bot's ``parse_entities`` cannot encode: it raised on such a text."""
+    units = message.text.encode("utf-16-le", "surrogatepass")
+    return [
+        units[2 * e.offset : 2 * (e.offset + e.length)].decode("utf-16-le", "surrogatepass")
+        for e in message.entities
+        if e.type == MessageEntity.MENTION
+    ]
 
 
 def _replies_to_bot(message: Message, bot: Bot) -> bool:

@@ -631,6 +631,17 @@ async def test_a_short_follow_up_in_private_continues_the_previous_answer(telegr
 
 
 @pytest.mark.asyncio
+async def test_a_group_question_with_half_an_emoji_is_answered(telegram, qabot):
+    """A lone surrogate (half an emoji, as a client that cut a text sends it) before the
+    mention: the bot still finds its mention and answers, instead of apologising."""
+    group = telegram.group_chat()["id"]
+    asked = group_message(telegram, telegram.user(23), f"\ud83d 🙂 {BOT} {EN_QUESTION}")
+    [reply] = await telegram.replies(group)
+    assert reply["reply_to_message"]["message_id"] == asked["message_id"]
+    assert "Yangtze" in reply["text"]
+
+
+@pytest.mark.asyncio
 async def test_a_reply_to_an_answer_in_a_group_continues_that_answer(telegram, qabot, engine):
     group, user = telegram.group_chat(), telegram.user(81)
     question = f"{BOT} Which cities are part of the middle Yangtze automobile alliance?"
