@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 REMOVE_PATTERN = r"^rm:"
 #: Where removed article files go, inside the corpus folder (hidden, so never read).
 REMOVED_FOLDER = ".removed"
+#: The longest file name Linux file systems take (ext4, xfs, btrfs: NAME_MAX), in bytes of
+#: UTF-8: 85 Chinese characters.
+NAME_MAX_BYTES = 255
 
 
 class Refused(Exception):
@@ -103,6 +106,7 @@ async def _add(state: BotState, document: Document, message, lang: Lang, context
 async def _checked_download(state: BotState, document: Document, lang: Lang) -> tuple[Path, bytes]:
     """Where the file goes in the corpus and its bytes, or Refused with the reason."""
     name = Path(document.file_name or "").name
+    _check_name(name, lang)
     suffix = Path(name).suffix.lower()
     if suffix not in ARTICLE_SUFFIXES:
         kinds = ", ".join(sorted(ARTICLE_SUFFIXES))
@@ -122,6 +126,17 @@ async def _checked_download(state: BotState, document: Document, lang: Lang) -> 
             raise Refused(text("add_duplicate", lang, name=name, existing=path.stem))
     _check_readable(name, data, limit, lang)
     return target, data
+
+
+def _check_name(name: str, lang: Lang) -> None:
+    """Refused unless ``name`` can name a file: no lone surrogate (half an emoji; no file
+    system stores it, nor can a message show it), at most :data:`NAME_MAX_BYTES` bytes."""
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise Refused(text("add_bad_name", lang, name=name.encode("utf-8", "replace").decode())) from None
+    if size > NAME_MAX_BYTES:
+        raise Refused(text("add_name_too_long", lang, name=name, size=size, most=NAME_MAX_BYTES))
 
 
 def _check_readable(name: str, data: bytes, limit: int, lang: Lang) -> None:

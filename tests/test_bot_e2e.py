@@ -747,6 +747,32 @@ async def test_only_admins_can_add_articles(telegram, small_corpus, engine):
 
 
 @pytest.mark.asyncio
+async def test_an_article_whose_name_holds_half_an_emoji_is_refused_by_name(
+    telegram, small_corpus, engine
+):
+    """A lone surrogate in the file name (no file system can store it) is refused with a
+    message that says so, instead of "something went wrong"."""
+    before = sorted(p.name for p in small_corpus.corpus_dir.iterdir())
+    async with start_bot(small_corpus, engine):
+        telegram.document(telegram.user(ADMIN), "report \ud83d.md", NEW_ARTICLE.encode())
+        [refusal] = await telegram.replies(ADMIN, timeout=30)
+    assert refusal["text"].startswith("report ?.md has a broken character in its name")
+    assert sorted(p.name for p in small_corpus.corpus_dir.iterdir()) == before
+
+
+@pytest.mark.asyncio
+async def test_an_article_name_too_long_for_a_file_is_refused_by_name(telegram, small_corpus, engine):
+    """A Chinese title of 90 characters is 273 bytes of file name, over the 255 a Linux
+    file system takes: the admin is told to shorten it, instead of "something went wrong"."""
+    before = sorted(p.name for p in small_corpus.corpus_dir.iterdir())
+    async with start_bot(small_corpus, engine):
+        telegram.document(telegram.user(ADMIN), "株" * 90 + ".md", NEW_ARTICLE.encode())
+        [refusal] = await telegram.replies(ADMIN, timeout=30)
+    assert "is too long a name for a file (273 bytes; 255 at most)" in refusal["text"]
+    assert sorted(p.name for p in small_corpus.corpus_dir.iterdir()) == before
+
+
+@pytest.mark.asyncio
 async def test_a_failed_add_leaves_the_articles_as_they_were(
     telegram, small_corpus, engine, monkeypatch
 ):
