@@ -136,7 +136,7 @@ def _check_name(name: str, lang: Lang) -> None:
     except UnicodeEncodeError:
         raise Refused(text("add_bad_name", lang, name=name.encode("utf-8", "replace").decode())) from None
     if size > NAME_MAX_BYTES:
-        raise Refused(text("add_name_too_long", lang, name=name, size=size, most=NAME_MAX_BYTES))
+        raise Refused(text("add_name_too_long", lang, name=name, length=size, limit=NAME_MAX_BYTES))
 
 
 def _check_readable(name: str, data: bytes, limit: int, lang: Lang) -> None:

@@ -174,9 +174,9 @@ _STRINGS: dict[str, dict[Lang, str]] = {
         "zh": "{name} 的文件名里有一个损坏的字符（可能是半个表情符号）。请重命名文件后再发送；没有做任何更改。",
     },
     "add_name_too_long": {
-        "en": "{name} is too long a name for a file ({size} bytes; {most} at most). Shorten "
+        "en": "{name} is too long a name for a file ({length} bytes; {limit} at most). Shorten "
         "the name and send it again; nothing was changed.",
-        "zh": "{name} 作为文件名太长了（{size} 字节，最多 {most} 字节）。请缩短文件名后再发送；没有做任何更改。",
+        "zh": "{name} 作为文件名太长了（{length} 字节，最多 {limit} 字节）。请缩短文件名后再发送；没有做任何更改。",
     },
     "add_unreadable": {
         "en": "{name} cannot be added: {reason}. Nothing was changed.",
