@@ -34,7 +34,7 @@ from bot.i18n import Lang
 from bot.inline import inline_query
 from bot.database import Database, open_database
 from bot.feedback import FeedbackStore
-from bot.journal import ADOPT_INTERVAL, UpdateJournal
+from bot.journal import ADOPT_INTERVAL, NotAnUpdate, UpdateJournal, parse_update
 from bot.network import TIMEOUTS, PollingRequest, RetryingRateLimiter
 from bot.paging import CALLBACK_PATTERN, VOTE_PATTERN
 from bot.reindex import reindex
@@ -173,8 +173,7 @@ class JournaledApplication(Application):
         pending = await asyncio.to_thread(self.journal.pending)
         if pending:
             log.info("Handling %d updates received before the last stop", len(pending))
-        for payload in pending:
-            await self.update_queue.put(Update.de_json(payload, self.bot))
+        await self._queue_recorded(pending)
 
     async def adopt(self, interval: float = ADOPT_INTERVAL) -> None:
         """Every ``interval`` s, queue updates recorded that long ago and never claimed (a
@@ -189,8 +188,20 @@ class JournaledApplication(Application):
                 continue
             if left:
                 log.info("Taking over %d updates another replica left unanswered", len(left))
-            for payload in left:
-                await self.update_queue.put(Update.de_json(payload, self.bot))
+            await self._queue_recorded(left)
+
+    async def _queue_recorded(self, payloads: list[dict]) -> None:
+        """Queue updates read back from the journal. One that is no update (journaled before
+        the webhook checked, or edited in the database) is crossed off with a warning: it
+        must not stop every start of the bot."""
+        for payload in payloads:
+            try:
+                update = parse_update(payload, self.bot)
+            except NotAnUpdate as exc:
+                log.warning("Dropping a recorded update: it is not one (%s)", exc)
+                await asyncio.to_thread(self.journal.done, payload.get("update_id"))
+                continue
+            await self.update_queue.put(update)
 
 
 def _stop_on_rejected_token(application: Application) -> None:

@@ -31,6 +31,7 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
+from telegram import Bot, Update
 
 from bot.database import Database, describe_error, insert
 from bot.schema import updates
@@ -152,6 +153,24 @@ class UpdateJournal:
                 update_id, MAX_ATTEMPTS,
             )
         return [json.loads(payload) for payload in payloads]
+
+
+class NotAnUpdate(ValueError):
+    """A payload python-telegram-bot cannot read as an update (the message says why)."""
+
+
+def parse_update(payload: Any, bot: Bot) -> Update:
+    """``payload`` (decoded JSON) as an Update, or NotAnUpdate: without a numeric
+    ``update_id``, or with parts that are not what the Bot API sends (a message that is a
+    number), python-telegram-bot raises any of several errors, or none until a handler
+    reads the part."""
+    update_id = payload.get("update_id") if isinstance(payload, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        raise NotAnUpdate("update_id is not a number")
+    try:
+        return Update.de_json(payload, bot)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise NotAnUpdate(f"update {update_id}: {exc}") from None
 
 
 def _chunks(rows: list, size: int) -> list[list]:

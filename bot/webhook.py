@@ -29,9 +29,9 @@ import signal
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from telegram import Update
 from telegram.error import InvalidToken, TelegramError
 
+from bot.journal import parse_update
 from bot.metrics import CONTENT_TYPE
 from bot.state import state_in
 from qabot.errors import QabotError
@@ -55,12 +55,11 @@ def webhook_routes(application, secret: str, path: str) -> web.Application:
             return web.Response(status=403, text="forbidden\n")
         try:
             payload = json.loads(await request.read())
-            update_id = payload["update_id"]
-            if not isinstance(update_id, int):
-                raise TypeError("update_id is not a number")
-        except (ValueError, TypeError, KeyError) as exc:
+            update = parse_update(payload, application.bot)  # before it is journaled
+        except ValueError as exc:  # not JSON, or NotAnUpdate
             metrics.updates.labels("refused").inc()
             return web.Response(status=400, text=f"not an update: {exc}\n")
+        update_id = update.update_id
         try:
             new = await asyncio.to_thread(application.journal.record, [payload])
         except QabotError as exc:
@@ -71,7 +70,7 @@ def webhook_routes(application, secret: str, path: str) -> web.Application:
             metrics.updates.labels("redelivered").inc()
             return web.Response(text="ok (seen before)\n")
         metrics.updates.labels("new").inc()
-        await application.update_queue.put(Update.de_json(payload, application.bot))
+        await application.update_queue.put(update)
         return web.Response(text="ok\n")
 
     async def healthz(_: web.Request) -> web.Response:

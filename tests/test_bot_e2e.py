@@ -993,6 +993,46 @@ async def test_webhook_mode_answers_signed_updates_once_and_refuses_the_rest(
 
 
 @pytest.mark.asyncio
+async def test_a_signed_post_that_is_no_update_is_refused_and_not_kept(telegram, bot_settings, engine):
+    """Valid JSON with an update number but no update in it (a message that is a number):
+    refused with 400, not journaled, so it cannot stop the next start (which queues the
+    journal's unhandled updates again)."""
+    signed = {"X-Telegram-Bot-Api-Secret-Token": "s3cret_-token"}
+    async with webhook_bot(bot_settings, engine) as (application, http, base):
+        for payload in ({"update_id": 77, "message": 5}, {"update_id": 78, "message": {"chat": "x"}}):
+            async with http.post(base + "/telegram/hook", json=payload, headers=signed) as refused:
+                assert refused.status == 400
+        telegram.send(telegram.user(62), EN_QUESTION)
+        [answer] = await telegram.replies(62, timeout=30)
+        assert "Yangtze" in answer["text"]
+        await telegram.quiet(0.5)
+        pending = await asyncio.to_thread(application.journal.pending)
+    assert [u["update_id"] for u in pending] == []
+
+
+@pytest.mark.asyncio
+async def test_a_recorded_update_that_is_no_update_does_not_stop_the_next_start(
+    telegram, bot_settings, engine, caplog
+):
+    """The journal holds a payload python-telegram-bot cannot read (journaled by an older
+    webhook, or edited in the database): the bot starts anyway, crosses it off with a
+    warning, and answers the update recorded beside it."""
+    from bot.journal import UpdateJournal
+
+    question = telegram.new_update(telegram.user(63), EN_QUESTION)
+    bot_id = int(bot_settings.telegram_token.split(":")[0])
+    journal = UpdateJournal(open_database(bot_settings.database_address), bot_id=bot_id)
+    journal.record([{"update_id": question["update_id"] + 1, "message": 5}, question])
+    async with start_bot(bot_settings, engine) as application:
+        [answer] = await telegram.replies(63, timeout=30)
+        await telegram.quiet(0.5)
+        pending = await asyncio.to_thread(application.journal.pending)
+    assert "Yangtze" in answer["text"]
+    assert pending == []
+    assert "Dropping a recorded update: it is not one" in caplog.text
+
+
+@pytest.mark.asyncio
 async def test_more_votes_and_follow_ups_work_whichever_replica_gets_them(
     telegram, bot_settings, engine, monkeypatch
 ):
