@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 
 from corpus.language import HAN
@@ -33,6 +34,9 @@ def pdf_to_markdown(data: bytes) -> str:
     """The article in ``data`` (a PDF file) as front matter plus paragraphs separated by blank lines."""
     from pypdf import PdfReader  # imported here: only PDF articles pay for it
 
+    # pypdf logs what it finds wrong ("invalid pdf header", "EOF marker not found") before
+    # it raises; the reader's own warning names the file and says it was skipped.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):

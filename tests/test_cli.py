@@ -224,12 +224,14 @@ def test_index_build_says_each_thing_once_and_in_good_english(tmp_path, settings
     corpus.mkdir()
     (corpus / "a.md").write_text("Qingshan builds a new steel line, to open next year.\n", encoding="utf-8")
     (corpus / "b.md").write_bytes(b"\x00\x01binary")
+    (corpus / "c.pdf").write_bytes(b"not a pdf")  # pypdf logs its own warnings about it
     env = {**os.environ, "QABOT_MODEL_DIR": str(settings_with_index.model_dir), "HF_HUB_OFFLINE": "1"}
     qabot = Path(sys.executable).with_name("qabot")
     argv = [str(qabot), "index", "build", "--corpus", str(corpus), "--index", str(tmp_path / "i")]
     first = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     assert first.stderr.count("binary data") == 1 and "DEBUG" not in first.stderr
+    assert first.stderr.count("c.pdf") == 1 and "pypdf" not in first.stderr
     assert "Indexed 1 document, 1 passage in" in first.stdout
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
     assert "texts embedded: nothing changed" in again.stdout
