@@ -160,10 +160,10 @@ class NotAnUpdate(ValueError):
 
 
 def parse_update(payload: Any, bot: Bot) -> Update:
-    """``payload`` (decoded JSON) as an Update, or NotAnUpdate: without a numeric
-    ``update_id``, or with parts that are not what the Bot API sends (a message that is a
-    number), python-telegram-bot raises any of several errors, or none until a handler
-    reads the part."""
+    """``payload`` (decoded JSON) as an Update; NotAnUpdate when it has no numeric
+    ``update_id`` or python-telegram-bot cannot read its parts (a message that is a number:
+    it raises one of several errors). A part of the wrong type that still parses (a text
+    that is a number) passes here and fails in its handler, which apologises."""
     update_id = payload.get("update_id") if isinstance(payload, dict) else None
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         raise NotAnUpdate("update_id is not a number")
