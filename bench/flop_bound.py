@@ -76,8 +76,8 @@ def products_graph(rows: int, layers: int, hidden: int, ffn: int):
     for layer in range(layers):
         for number, (k, n) in enumerate(shapes):
             name = f"l{layer}.{number}"
-            # Variance kept from product to product: values that shrank through 72 products
-            # would end as subnormal numbers, which the CPU multiplies many times slower.
+            # Scaled so that values keep their size through the 72 products: neither
+            # overflow nor subnormal numbers (which a CPU multiplies slowly) come up.
             weight = rng.standard_normal((k, n), dtype=np.float32) / np.float32(np.sqrt(k))
             weights.append(numpy_helper.from_array(weight, name))
             output = "y" if (layer, number) == (layers - 1, len(shapes) - 1) else f"{name}.out"
